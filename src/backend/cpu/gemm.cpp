@@ -1,0 +1,47 @@
+#include "backend/cpu/gemm.hpp"
+
+#include <cblas.h>
+
+#include <vector>
+
+#include "core/bf16.hpp"
+#include "core/error.hpp"
+
+namespace moelab::cpu {
+
+namespace {
+
+std::vector<float> rounded_to_bf16(const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  std::vector<float> out(static_cast<size_t>(rows * ld));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * ld + c] = round_to_bf16(x[r * ld + c]);
+  return out;
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc, GemmPrecision precision) {
+  MOE_CHECK(m >= 0 && n >= 0 && k >= 0) << "gemm: negative size m=" << m << " n=" << n << " k=" << k;
+  if (m == 0 || n == 0) return;
+  if (precision == GemmPrecision::bf16) {
+    // BF16 inputs, FP32 accumulation: round copies of A and B, then sgemm.
+    auto a16 = rounded_to_bf16(a, trans_a ? k : m, trans_a ? m : k, lda);
+    auto b16 = rounded_to_bf16(b, trans_b ? n : k, trans_b ? k : n, ldb);
+    gemm(trans_a, trans_b, m, n, k, alpha, a16.data(), lda, b16.data(), ldb, beta, c, ldc, GemmPrecision::fp32);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc, GemmPrecision precision) {
+  MOE_CHECK(precision == GemmPrecision::fp32) << "gemm: double precision supports only the fp32 (exact) mode";
+  MOE_CHECK(m >= 0 && n >= 0 && k >= 0) << "gemm: negative size m=" << m << " n=" << n << " k=" << k;
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace moelab::cpu
