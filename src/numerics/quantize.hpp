@@ -65,10 +65,11 @@ struct QuantStats {
 // its coordinates.
 QuantizedTensor quantize(const float* x, int64_t rows, int64_t cols, const QuantizeOptions& options);
 
-// codes * scale -> [rows, cols] (float; exact, since an FP8 value times an
-// FP32 scale fits FP32 unless it underflows).
+// codes * scale -> [rows, cols]. In float the product (up to 4 + 24
+// significant bits) is rounded once, unless scales are powers of two (UE8M0);
+// in double it is exact.
 std::vector<float> dequantize(const QuantizedTensor& q);
-std::vector<double> dequantize_f64(const QuantizedTensor& q);  // exact
+std::vector<double> dequantize_f64(const QuantizedTensor& q);
 
 QuantStats quant_stats(const float* x, const QuantizedTensor& q);
 
