@@ -1,5 +1,6 @@
 #include "cli/options.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -18,7 +19,10 @@ CommandOptions::CommandOptions(std::string command, std::string synopsis, std::s
       ("config", po::value<std::string>()->value_name("FILE.ini"),
        "read options from an INI file ([section] key = value); the command line wins over it")  //
       ("set", po::value<std::vector<std::string>>()->value_name("KEY=VALUE")->composing(),
-       "set one option, e.g. --set train.steps=100 (repeatable; the later wins)");
+       "set one option, e.g. --set train.steps=100 (repeatable; the later wins)")  //
+      ("sweep", po::value<std::vector<std::string>>()->value_name("KEY:V1,V2")->composing(),
+       "run once per value: --sweep parallel.ep:1,2,4, or `sweep = parallel.ep: 1,2,4` lines in the INI; the "
+       "cartesian product of all sweep lines runs, each point as one run group of the results file");
 }
 
 std::string CommandOptions::help_text() const {
@@ -68,6 +72,8 @@ void keep_last(po::parsed_options& parsed, const po::options_description& desc) 
 }  // namespace
 
 bool CommandOptions::parse(const std::vector<std::string>& raw_args, const CommandContext& ctx) {
+  last_args_ = raw_args;
+  vm_.clear();
   const std::vector<std::string> args = expand_set(raw_args, "moelab " + command_);
   try {
     po::parsed_options parsed =
@@ -75,8 +81,10 @@ bool CommandOptions::parse(const std::vector<std::string>& raw_args, const Comma
     keep_last(parsed, options_);
     po::store(parsed, vm_);
   } catch (const po::unknown_option& e) {
-    MOE_FAIL() << "moelab " << command_ << ": unknown option '" << e.get_option_name() << "' (see moelab "
-               << command_ << " --help)";
+    std::string name = e.get_option_name();
+    name = name.substr(0, name.find('='));  // "--a.b=2" from --set a.b=2
+    MOE_FAIL() << "moelab " << command_ << ": unknown option '" << name << "' (see moelab " << command_
+               << " --help)";
   } catch (const po::too_many_positional_options_error&) {
     MOE_FAIL() << "moelab " << command_ << ": too many arguments (see moelab " << command_ << " --help)";
   } catch (const po::error& e) {
@@ -129,11 +137,58 @@ std::string option_value_text(const po::variable_value& value) {
   return "?";
 }
 
+std::vector<ConfigPairs> CommandOptions::sweep_points() const {
+  std::vector<ConfigPairs> points{{}};
+  if (!vm_.count("sweep")) return points;
+  for (std::string line : vm_["sweep"].as<std::vector<std::string>>()) {
+    line.erase(std::remove(line.begin(), line.end(), ' '), line.end());
+    const size_t colon = line.find(':');
+    MOE_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < line.size())
+        << "moelab " << command_ << ": sweep '" << line << "': expected KEY: V1,V2,... e.g. parallel.ep: 1,2,4";
+    const std::string key = line.substr(0, colon);
+    MOE_CHECK(options_.find_nothrow(key, false) && key != "sweep" && key != "config" && key != "set")
+        << "moelab " << command_ << ": sweep over unknown key '" << key << "' (see moelab " << command_
+        << " --help)";
+    std::vector<std::string> values;
+    std::stringstream ss(line.substr(colon + 1));
+    for (std::string v; std::getline(ss, v, ',');) {
+      MOE_CHECK(!v.empty()) << "moelab " << command_ << ": sweep '" << line << "' has an empty value";
+      values.push_back(v);
+    }
+    std::vector<ConfigPairs> next;
+    for (const auto& point : points)
+      for (const auto& v : values) {
+        ConfigPairs p = point;
+        p.emplace_back(key, v);
+        next.push_back(p);
+      }
+    points = std::move(next);
+  }
+  return points;
+}
+
+void CommandOptions::apply_point(const ConfigPairs& point, const CommandContext& ctx) {
+  std::vector<std::string> args = last_args_;
+  for (const auto& [key, value] : point) {
+    args.push_back("--set");
+    args.push_back(key + "=" + value);
+  }
+  const std::vector<std::string> base = last_args_;
+  parse(args, ctx);
+  last_args_ = base;  // the next point starts from the user's arguments again
+}
+
+std::string point_label(const ConfigPairs& point) {
+  std::string label;
+  for (const auto& [key, value] : point) label += (label.empty() ? "" : ",") + key + "=" + value;
+  return label;
+}
+
 ConfigPairs CommandOptions::resolved() const {
   ConfigPairs pairs;
   for (const auto& d : options_.options()) {
     const std::string& key = d->long_name();
-    if (key == "help" || key == "config" || key == "set" || !vm_.count(key)) continue;
+    if (key == "help" || key == "config" || key == "set" || key == "sweep" || !vm_.count(key)) continue;
     pairs.emplace_back(key, option_value_text(vm_[key]));
   }
   return pairs;

@@ -29,6 +29,15 @@ class CommandOptions {
   // help for --help. Throws moelab::Error on bad input.
   bool parse(const std::vector<std::string>& args, const CommandContext& ctx);
 
+  // Sweeps (DESIGN.md "Configuration"): every `sweep = key: v1,v2,...` line
+  // (INI) or `--sweep key:v1,v2` names a key and its values; the cartesian
+  // product of all lines is the list of points, each a set of overrides
+  // (one empty point when nothing is swept). Keys are validated.
+  std::vector<ConfigPairs> sweep_points() const;
+  // Re-parses the last args with one point's overrides applied on top (as
+  // --set, so they win over the command line and the file).
+  void apply_point(const ConfigPairs& point, const CommandContext& ctx);
+
   bool has(const std::string& key) const { return vm_.count(key) > 0; }
   // True when the user gave the key (command line, --set or config file).
   bool given(const std::string& key) const { return has(key) && !vm_[key].defaulted(); }
@@ -52,7 +61,11 @@ class CommandOptions {
   po::options_description options_;
   po::positional_options_description positional_;
   po::variables_map vm_;
+  std::vector<std::string> last_args_;
 };
+
+// "parallel.ep=2,dispatch=two_hop": a sweep point as one label.
+std::string point_label(const ConfigPairs& point);
 
 // Renders any value Program_options holds for our option types.
 std::string option_value_text(const po::variable_value& value);
