@@ -13,8 +13,11 @@ CheckFailure::~CheckFailure() noexcept(false) {
   std::string text = message_.str();
   if (text.empty()) text = "check failed";
   text += " [";
-  text += condition_;
-  text += " at ";
+  if (*condition_) {
+    text += condition_;
+    text += " ";
+  }
+  text += "at ";
   text += file;
   text += ":";
   text += std::to_string(line_);

@@ -45,16 +45,22 @@ class CheckFailure {
   std::ostringstream message_;
 };
 
+// Turns `CheckFailure(...) << a << b` into a void expression; `&` binds
+// looser than `<<`, so the whole streamed message is built first. This keeps
+// MOE_CHECK a single expression (no dangling-else inside unbraced ifs).
+struct Voidify {
+  void operator&(const CheckFailure&) {}
+};
+
 }  // namespace detail
 }  // namespace moelab
 
 #define MOE_CHECK(condition) \
-  if (condition) {           \
-  } else                     \
-    ::moelab::detail::CheckFailure(__FILE__, __LINE__, #condition)
+  (condition) ? (void)0 : ::moelab::detail::Voidify() & ::moelab::detail::CheckFailure(__FILE__, __LINE__, #condition)
 
 // Unconditional failure with the same format, for switch defaults and the like.
-#define MOE_FAIL() ::moelab::detail::CheckFailure(__FILE__, __LINE__, "unreachable")
+#define MOE_FAIL() \
+  ::moelab::detail::Voidify() & ::moelab::detail::CheckFailure(__FILE__, __LINE__, "")
 
 // MPI calls return an error code; MPI_ERRORS_RETURN is not set by default, so
 // in practice MPI aborts first, but the check documents the contract.

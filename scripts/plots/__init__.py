@@ -1,0 +1,1 @@
+"""Plot modules of scripts/plot.py: one module per kind of result."""

@@ -1,0 +1,29 @@
+"""Helpers shared by the plot modules."""
+import numpy as np
+
+
+def runs(f):
+    """(name, group) of every run in a results file, in file order."""
+    if "runs" not in f:
+        return []
+    return [(name, f["runs"][name]) for name in f["runs"]]
+
+
+def ema(values, coefficient):
+    """Exponential moving average, as the paper's figures smooth loss curves."""
+    values = np.asarray(values, dtype=float)
+    if coefficient <= 0 or len(values) == 0:
+        return values
+    out = np.empty_like(values)
+    acc = values[0]
+    for i, v in enumerate(values):
+        acc = coefficient * acc + (1 - coefficient) * v
+        out[i] = acc
+    return out
+
+
+def label(name, group):
+    status = group.attrs.get("status", b"")
+    if isinstance(status, bytes):
+        status = status.decode()
+    return name if status == "complete" else f"{name} ({status})"
