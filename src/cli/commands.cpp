@@ -6,6 +6,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"info", "parameter counts, weight memory and KV cache of a model preset or config.json", cmd_info},
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
+      {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
+       cmd_fp8},
   };
   return table;
 }

@@ -22,5 +22,6 @@ const std::vector<Command>& commands();
 // One entry per cmd_<name>.cpp.
 int cmd_info(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab
