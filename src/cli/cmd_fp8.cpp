@@ -278,7 +278,8 @@ const char* kFp8Usage =
     "usage: moelab fp8 <quantize|gemm|errcurve> [options]  (moelab fp8 <sub> --help for each)\n\n"
     "  quantize   quantize a dataset to E4M3/E5M2 with tensor, 1x128, 128x1 or 128x128 scales; statistics\n"
     "  gemm       emulated FP8 GEMM with limited-precision accumulation and FP32 promotion; error figures\n"
-    "  errcurve   error of the emulated GEMM against K for accumulator widths and promotion intervals\n";
+    "  errcurve   error of the emulated GEMM against K for accumulator widths and promotion intervals\n\n"
+    "Each takes --config FILE.ini and --set KEY=VALUE like every moelab command.\n";
 
 }  // namespace
 
