@@ -8,8 +8,22 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <vector>
+
+#include "core/rng.hpp"
 
 namespace moelab::bench {
+
+inline std::vector<float> random_floats(int64_t n, uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(scale * rng.normal());
+  return v;
+}
+
+inline benchmark::Counter rate(double per_iteration) {
+  return benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate);
+}
 
 inline void ensure_passive_omp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
