@@ -120,3 +120,29 @@ TEST(ForwardCli, BadInputIsOneLineNamingFileAndTensor) {
   EXPECT_FALSE(fs::exists(out)) << "a failed run leaves no output file";
   fs::remove_all(dir);
 }
+
+// The README's worked example: a random v3-tiny checkpoint in the FP8 layout,
+// split per layer with an index, through moelab forward.
+TEST(ForwardCli, InitWeightsThenForward) {
+  const fs::path dir = temp_dir() / "tiny";
+  fs::remove_all(dir);
+  const std::string index = (dir / "model.safetensors.index.json").string(), in = (dir / "in.h5").string(),
+                    out = (dir / "out.h5").string();
+  const CommandResult init =
+      run_command("init-weights --model v3-tiny --dtype fp8 --out " + index + " --input " + in + " --tokens 8");
+  ASSERT_EQ(init.status, 0) << init.err;
+  EXPECT_TRUE(fs::exists(dir / "model-00001-of-00002.safetensors"));
+  const st::Checkpoint c = st::Checkpoint::open(index);
+  EXPECT_EQ(c.layer_indices(), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(c.info("model.layers.1.mlp.experts.3.up_proj.weight").dtype, st::Dtype::F8_E4M3);
+  EXPECT_EQ(c.info("model.layers.1.mlp.gate.weight").dtype, st::Dtype::BF16);
+  EXPECT_EQ(c.info("model.layers.1.mlp.gate.e_score_correction_bias").dtype, st::Dtype::F32);
+
+  const CommandResult fwd = run_command("forward --model v3-tiny --weights " + index + " --input " + in + " --out " + out);
+  ASSERT_EQ(fwd.status, 0) << fwd.err;
+  h5::File f = h5::File::open_read(out);
+  EXPECT_EQ(f.dataset_shape("layers/0/output"), (Shape{8, 32}));
+  EXPECT_FALSE(f.has("layers/0/topk_idx"));
+  EXPECT_EQ(f.dataset_shape("layers/1/topk_idx"), (Shape{8, 2}));
+  fs::remove_all(dir);
+}
