@@ -12,12 +12,14 @@ not start at 0), with
 Cases (same random master weights, stored differently):
   f32   every tensor F32, one file
   bf16  BF16 (e_score_correction_bias F32), one file
+  bf16_v2  DeepSeek-V2-style config (q_proj without q compression, softmax,
+        group_limited_greedy routing, no bias, unnormalised weights x 16), BF16
   fp8   linear weights F8_E4M3 with F32 128x128 weight_scale_inv (intermediate_size
         136 gives 2 blocks with a partial edge block; every other weight is one
         partial block), norms and gate BF16, bias F32; two shards + index.json
 The expected values come from deepseek_v3_ref.py in float64 applied to the
 weights exactly as stored (read back from the files). Seeds are searched until
-every routing decision has a margin >= 1e-3 so float32 rounding cannot flip it.
+every routing decision has a margin >= 2e-4 so float32 rounding cannot flip it.
 
 Usage: /usr/bin/python3 tests/reference/make_layer_cases.py [--out DIR] [--cases f32,bf16,fp8]
 """
@@ -69,8 +71,17 @@ CONFIG = {
     "attention_bias": False,
     "torch_dtype": "float32",
 }
+# DeepSeek-V2-style variant: no q compression (q_proj), softmax affinities,
+# group-limited greedy routing by each group's best unbiased score, no bias,
+# weights not normalised, scaled by 16 (as the 236B config), mscale 0.707.
+CONFIG_V2 = dict(CONFIG, model_type="deepseek_v2", architectures=["DeepseekV2ForCausalLM"], q_lora_rank=None,
+                 scoring_func="softmax", topk_method="group_limited_greedy", norm_topk_prob=False,
+                 routed_scaling_factor=16.0,
+                 rope_scaling=dict(CONFIG["rope_scaling"], mscale=0.707, mscale_all_dim=0.707))
+CASE_CONFIGS = {"f32": CONFIG, "bf16": CONFIG, "fp8": CONFIG, "bf16_v2": CONFIG_V2}
 LAYERS = [3, 4]
 TOKENS = 12
+MIN_MARGIN = 2e-4
 
 
 def layer_specs(cfg, layer):
@@ -129,9 +140,9 @@ def stored_tensors(W, names, case):
     out = []
     for name in names:
         v, kind = W[name]
-        if case == "f32" or kind == "bias":
+        if case.startswith("f32") or kind == "bias":
             out.append((name, "F32", v.shape, v.astype("<f4").tobytes()))
-        elif case == "bf16" or kind in ("norm", "gate"):
+        elif case.startswith("bf16") or kind in ("norm", "gate"):
             out.append((name, "BF16", v.shape, ref.bf16_bits(v).astype("<u2").tobytes()))
         else:  # fp8 linear
             codes, scales = ref.fp8_block_quantize(v)
@@ -150,7 +161,7 @@ def write_case(root, case, cfg, W, hidden):
         f.write("\n")
     meta = {"format": "pt", "generator": "tests/reference/make_layer_cases.py"}
     files = []
-    if case == "fp8":  # one shard per layer, as the real release splits over files
+    if case.startswith("fp8"):  # one shard per layer, as the real release splits over files
         weight_map = {}
         total = 0
         for i, layer in enumerate(LAYERS):
@@ -197,22 +208,27 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(here, "..", "fixtures", "layer_cases"))
-    ap.add_argument("--cases", default="f32,bf16,fp8")
+    ap.add_argument("--cases", default=",".join(CASE_CONFIGS))
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    cfg = CONFIG
+    cases = args.cases.split(",")
     for seed in range(args.seed, args.seed + 100):
-        rng = np.random.default_rng(seed)
-        W = master_weights(cfg, rng)
-        hidden = rng.standard_normal((TOKENS, cfg["hidden_size"])).astype(np.float32)
-        margins = {case: write_case(args.out, case, cfg, W, hidden) for case in args.cases.split(",")}
-        if min(margins.values()) >= 1e-3:
+        margins = {}
+        for case in cases:
+            # Every case draws its master weights and input from the seed (the
+            # same draw for f32/bf16/fp8; the V2 variant has its own shapes).
+            rng = np.random.default_rng(seed)
+            cfg = CASE_CONFIGS[case]
+            W = master_weights(cfg, rng)
+            hidden = rng.standard_normal((TOKENS, cfg["hidden_size"])).astype(np.float32)
+            margins[case] = write_case(args.out, case, cfg, W, hidden)
+        if min(margins.values()) >= MIN_MARGIN:
             break
         print(f"seed {seed}: routing margin {min(margins.values()):.2e} too small, next seed")
     else:
-        sys.exit("no seed gave routing margins >= 1e-3")
+        sys.exit(f"no seed gave routing margins >= {MIN_MARGIN}")
     total = 0
-    for case in args.cases.split(","):
+    for case in cases:
         d = os.path.join(args.out, case)
         size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         total += size
