@@ -8,6 +8,10 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"forward", "run the decoder layers of a safetensors checkpoint on a hidden state (HDF5 in, HDF5 out)",
+       cmd_forward},
+      {"init-weights", "write a random checkpoint of a model's decoder layers (F32, BF16 or FP8; one file or shards)",
+       cmd_init_weights},
   };
   return table;
 }
