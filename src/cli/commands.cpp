@@ -12,6 +12,8 @@ const std::vector<Command>& commands() {
        cmd_forward},
       {"init-weights", "write a random checkpoint of a model's decoder layers (F32, BF16 or FP8; one file or shards)",
        cmd_init_weights},
+      {"schedule", "pipeline schedules (1F1B, ZB1P, DualPipe, DualPipeV, ...): validate, simulate bubbles, Gantt chart",
+       cmd_schedule},
   };
   return table;
 }

@@ -25,5 +25,6 @@ int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_init_weights(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab
