@@ -8,6 +8,8 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"ep", "expert parallelism over MPI: dispatch/combine steps, traffic by link class, all-to-all bandwidth",
+       cmd_ep},
   };
   return table;
 }
