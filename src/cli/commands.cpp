@@ -14,6 +14,8 @@ const std::vector<Command>& commands() {
        cmd_init_weights},
       {"schedule", "pipeline schedules (1F1B, ZB1P, DualPipe, DualPipeV, ...): validate, simulate bubbles, Gantt chart",
        cmd_schedule},
+      {"ep", "expert parallelism over MPI: dispatch/combine steps, traffic by link class, all-to-all bandwidth",
+       cmd_ep},
   };
   return table;
 }

@@ -26,5 +26,6 @@ int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_init_weights(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab
