@@ -8,6 +8,9 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"bench", "run the benchmark suite (micro-benchmarks, end-to-end runs, instruction counts) into HDF5",
+       cmd_bench},
+      {"compare", "compare benchmark figures against a baseline: change, significance, regressions", cmd_compare},
   };
   return table;
 }
