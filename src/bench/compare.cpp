@@ -124,12 +124,16 @@ void compare_timed(Comparison& c, const Figure& base, Figure now, const CompareO
     if (mann_whitney_min_p(c.n_base, c.n_new) < options.alpha) significant = c.p_value < options.alpha;
     else c.detail = "too few repetitions for the U test at alpha; threshold alone";
   }
-  const double worse = c.direction == Direction::higher ? -c.change : c.change;
-  if (std::fabs(c.change) <= c.threshold) {
+  // Judged on the ratio, the same either way round: 0.5x time and 2x rate
+  // are the same change (a -33% time is a +50% rate).
+  const double ratio = c.base != 0 ? c.now / c.base : (c.now == 0 ? 1.0 : INFINITY);
+  const double worse_factor = c.direction == Direction::higher ? (ratio > 0 ? 1 / ratio : INFINITY) : ratio;
+  const double limit = 1 + c.threshold;
+  if (worse_factor <= limit && worse_factor >= 1 / limit) {
     c.verdict = "same";
   } else if (!significant) {
     c.verdict = "not significant";
-  } else if (worse > 0) {
+  } else if (worse_factor > 1) {
     c.verdict = "REGRESSION";
     c.failed = true;
   } else {
@@ -184,8 +188,12 @@ CompareReport compare_figures(const FigureSet& base, const FigureSet& now, const
     ++report.added;
     report.rows.push_back(c);
   }
-  for (const auto& note : base.notes) report.notes.push_back("BASE: " + note);
-  for (const auto& note : now.notes) report.notes.push_back("NEW: " + note);
+  for (const auto& note : base.notes) {
+    const bool both = std::find(now.notes.begin(), now.notes.end(), note) != now.notes.end();
+    report.notes.push_back((both ? "BASE and NEW: " : "BASE: ") + note);
+  }
+  for (const auto& note : now.notes)
+    if (std::find(base.notes.begin(), base.notes.end(), note) == base.notes.end()) report.notes.push_back("NEW: " + note);
   return report;
 }
 
@@ -196,7 +204,7 @@ std::string render_table(const CompareReport& r) {
   std::ostringstream out;
   char line[512];
   out << "BASE " << r.base_source << "\nNEW  " << r.new_source << "\n";
-  std::snprintf(line, sizeof line, "%-*s  %-*s  %-6s %12s %12s %9s %8s %7s  %s\n", static_cast<int>(name_w), "figure",
+  std::snprintf(line, sizeof line, "%-*s  %-*s  %-8s %12s %12s %9s %8s %7s  %s\n", static_cast<int>(name_w), "figure",
                 static_cast<int>(metric_w), "metric", "unit", "base", "new", "change", "p", "thr", "verdict");
   out << line;
   for (const auto& c : r.rows) {
@@ -209,8 +217,8 @@ std::string render_table(const CompareReport& r) {
       std::snprintf(thr, sizeof thr, "%.1f%%", 100 * c.threshold);
     }
     if (c.p_value >= 0) std::snprintf(p, sizeof p, "%.4f", c.p_value);
-    std::snprintf(line, sizeof line, "%-*s  %-*s  %-6s %12s %12s %9s %8s %7s  %s", static_cast<int>(name_w), name.c_str(),
-                  static_cast<int>(metric_w), c.metric.c_str(), c.unit.substr(0, 6).c_str(), base, now, change, p, thr,
+    std::snprintf(line, sizeof line, "%-*s  %-*s  %-8s %12s %12s %9s %8s %7s  %s", static_cast<int>(name_w), name.c_str(),
+                  static_cast<int>(metric_w), c.metric.c_str(), c.unit.substr(0, 8).c_str(), base, now, change, p, thr,
                   c.verdict.c_str());
     out << line;
     if (!c.detail.empty() && (c.direction == Direction::exact || c.verdict == "MISSING" || c.failed))

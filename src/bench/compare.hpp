@@ -1,7 +1,8 @@
 // Comparing two sets of benchmark figures (`moelab compare BASE NEW`).
 //
 // Timed figures: the change is median(new) / median(base) - 1. A change is a
-// regression when it goes the wrong way, exceeds the threshold, and is
+// regression when it goes the wrong way, its ratio exceeds 1 + threshold
+// (for rates: base/new, so -33% FLOP/s equals +50% time), and it is
 // significant under the two-sided Mann-Whitney U test at `alpha` (as Google
 // Benchmark's compare.py). Where the sample sizes cannot reach alpha at all
 // (e.g. a single callgrind count, or 3 + 3 repetitions) the threshold alone

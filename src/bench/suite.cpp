@@ -38,7 +38,7 @@ namespace moelab::bench {
 const std::vector<SuiteEntry>& suite_table() {
   static const std::vector<SuiteEntry> table = {
       // name             suites        kind                program            args                                      ranks series
-      {"gemm",            "quick",      EntryKind::micro,   "bench_gemm",      "--benchmark_filter=tokens:4096|n:1536",   1, ""},
+      {"gemm",            "quick",      EntryKind::micro,   "bench_gemm",      "--benchmark_filter='tokens:4096|n:1536'", 1, ""},
       {"gemm",            "full",       EntryKind::micro,   "bench_gemm",      "",                                        1, ""},
       {"fp8",             "quick",      EntryKind::micro,   "bench_fp8",       "--benchmark_filter=BM_fp8_quantize/1x128", 1, ""},
       {"fp8",             "full",       EntryKind::micro,   "bench_fp8",       "",                                        1, ""},
@@ -105,7 +105,9 @@ int run_child(const std::string& command, const std::string& log_path, const std
       const auto eq = kv.find('=');
       setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
     }
-    const std::string full = command + " >" + quote(log_path) + " 2>&1";
+    // The shell's own output goes to the log first, so pipes and lists in
+    // `command` cannot write to moelab's terminal.
+    const std::string full = "exec >" + quote(log_path) + " 2>&1; " + command;
     execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
