@@ -16,6 +16,9 @@ const std::vector<Command>& commands() {
        cmd_schedule},
       {"ep", "expert parallelism over MPI: dispatch/combine steps, traffic by link class, all-to-all bandwidth",
        cmd_ep},
+      {"bench", "run the benchmark suite (micro-benchmarks, end-to-end runs, instruction counts) into HDF5",
+       cmd_bench},
+      {"compare", "compare benchmark figures against a baseline: change, significance, regressions", cmd_compare},
   };
   return table;
 }
