@@ -27,4 +27,7 @@ void fp8_quantize(uint8_t* codes, float* scales, const float* x, int64_t rows, i
 void gemm_xwt_f32(float* y, const float* x, const float* w, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 void gemm_xwt_bf16(float* y, const float* x, const float* w, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
+// codes [n] = fp8(x [n]), RNE satfinite: E4M3, or E5M2 when e5m2.
+void fp8_convert(uint8_t* codes, const float* x, int64_t n, bool e5m2, cudaStream_t stream);
+
 }  // namespace moelab::cuda
