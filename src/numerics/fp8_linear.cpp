@@ -65,7 +65,7 @@ void fake_quantize(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t
   const shared::Fp8Format& f = fp8_format(options.format);
   const auto& table = fp8_decode_table(options.format);
   if (rows == 0 || cols == 0) return;
-  if (options.granularity == Granularity::none) {
+  if (options.granularity == Granularity::none) {  // inf and NaN convert as float_to_fp8 does
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) out[r * ldo + c] = table[shared::float_to_fp8(x[r * ldx + c], f)];
     return;
@@ -76,7 +76,7 @@ void fake_quantize(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t
   if (options.granularity == Granularity::block_128x128) tile_rows = tile_cols = kFp8TileSize;
   const int64_t row_blocks = ceil_div(rows, tile_rows), col_tiles = ceil_div(cols, tile_cols);
   bool non_finite = false;
-#pragma omp parallel if (rows * cols > (1 << 15)) reduction(|| : non_finite)
+#pragma omp parallel if (rows * cols > (1 << 20)) reduction(|| : non_finite)
   {
     std::vector<float> col_amax(cols), scale(col_tiles);
 #pragma omp for schedule(static)
@@ -97,11 +97,20 @@ void fake_quantize(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t
         scale[t] = shared::fp8_tile_scale(amax, f, options.ue8m0);
       }
       // Pass 2: code = fp8(x / scale), out = decode(code) * scale.
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const float s = scale[c / tile_cols];
-          out[r * ldo + c] = table[shared::fp8_quantize_value(x[r * ldx + c], s, f)] * s;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* x_row = x + r * ldx;
+        float* out_row = out + r * ldo;
+        // fp8_round(x / s) == decode(fp8_quantize_value(x, s)) for finite x.
+        if (tile_cols == 1) {  // 128x1: a scale per column
+          for (int64_t c = 0; c < cols; ++c) out_row[c] = shared::fp8_round(x_row[c] / scale[c], f) * scale[c];
+          continue;
         }
+        for (int64_t t = 0; t < col_tiles; ++t) {
+          const float s = scale[t];
+          for (int64_t c = t * tile_cols; c < std::min(cols, (t + 1) * tile_cols); ++c)
+            out_row[c] = shared::fp8_round(x_row[c] / s, f) * s;
+        }
+      }
     }
   }
   MOE_CHECK(!non_finite) << "fp8 quantize: non-finite value in a [" << rows << ", " << cols << "] operand";
