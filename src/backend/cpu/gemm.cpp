@@ -20,9 +20,20 @@ std::vector<float> rounded_to_bf16(const float* x, int64_t rows, int64_t cols, i
 
 }  // namespace
 
+const char* gemm_precision_name(GemmPrecision p) {
+  switch (p) {
+    case GemmPrecision::fp32: return "fp32";
+    case GemmPrecision::bf16: return "bf16";
+    case GemmPrecision::fp8: return "fp8";
+  }
+  return "?";
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, GemmPrecision precision) {
   MOE_CHECK(m >= 0 && n >= 0 && k >= 0) << "gemm: negative size m=" << m << " n=" << n << " k=" << k;
+  MOE_CHECK(precision != GemmPrecision::fp8)
+      << "gemm: fp8 GEMMs are emulated by src/numerics (fp8_gemm), not by the backend's sgemm";
   if (m == 0 || n == 0) return;
   if (precision == GemmPrecision::bf16) {
     // BF16 inputs, FP32 accumulation: round copies of A and B, then sgemm.

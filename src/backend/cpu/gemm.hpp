@@ -10,7 +10,10 @@
 
 namespace moelab::cpu {
 
-enum class GemmPrecision { fp32, bf16 };
+// fp8: fine-grained FP8 (E4M3, 1x128 / 128x128 scales) through src/numerics;
+// the layers' linear dispatches it there, cpu::gemm itself refuses it.
+enum class GemmPrecision { fp32, bf16, fp8 };
+const char* gemm_precision_name(GemmPrecision p);  // "fp32" | "bf16" | "fp8"
 
 struct GemmShape {
   int64_t m, n, k;
