@@ -19,6 +19,7 @@
 #include "model/linear.hpp"
 #include "model/model.hpp"
 #include "numerics/fp8_linear.hpp"
+#include "train/numerics_options.hpp"
 
 using namespace moelab;
 using numerics::Granularity;
@@ -145,4 +146,51 @@ TEST(LinearPrecision, TinyModelInFp8StaysCloseToFp32) {
     EXPECT_LT(std::sqrt(err / norm), 0.1);
   }
   numerics::set_fp8_linear_options({});
+}
+
+namespace {
+
+// A stand-in for cli's CommandOptions: get<T>(key) over parsed values.
+struct FakeOptions {
+  boost::program_options::variables_map vm;
+  template <typename T>
+  T get(const std::string& key) const {
+    return vm[key].as<T>();
+  }
+};
+
+FakeOptions parse_numerics(const std::vector<std::string>& args) {
+  boost::program_options::options_description d;
+  train::declare_numerics_options(d.add_options());
+  FakeOptions o;
+  std::vector<const char*> argv{"moelab"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  boost::program_options::store(
+      boost::program_options::parse_command_line(static_cast<int>(argv.size()), argv.data(), d), o.vm);
+  boost::program_options::notify(o.vm);
+  return o;
+}
+
+}  // namespace
+
+TEST(NumericsOptions, DefaultsParseAndRejectionsNameTheKey) {
+  const train::NumericsConfig defaults = train::numerics_config_from(parse_numerics({}));
+  EXPECT_EQ(defaults.precision(), GemmPrecision::fp32);
+  EXPECT_EQ(defaults.fp8.acc_bits, numerics::kAccFp32);
+  EXPECT_EQ(defaults.fp8.promote, 128);
+  const train::NumericsConfig c = train::numerics_config_from(
+      parse_numerics({"--numerics.gemm=fp8", "--numerics.acc_bits=13", "--numerics.promote=0",
+                      "--numerics.ue8m0=true", "--numerics.dgrad_blockwise=true"}));
+  EXPECT_EQ(c.precision(), GemmPrecision::fp8);
+  EXPECT_EQ(c.fp8.acc_bits, 13);
+  EXPECT_EQ(c.fp8.promote, 0);
+  EXPECT_TRUE(c.fp8.ue8m0 && c.fp8.dgrad_blockwise);
+  try {
+    train::numerics_config_from(parse_numerics({"--numerics.gemm=fp16"}));
+    FAIL() << "fp16 must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("numerics.gemm"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(train::numerics_config_from(parse_numerics({"--numerics.acc_bits=13", "--numerics.promote=0"})),
+               Error);
 }
