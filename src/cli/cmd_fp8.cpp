@@ -229,7 +229,7 @@ int fp8_errcurve_cmd(const std::vector<std::string>& args, const CommandContext&
       ("trials", po::value<int>()->default_value(4), "random draws per K")  //
       ("m", po::value<int64_t>()->default_value(256), "rows of a (output rows)")  //
       ("n", po::value<int64_t>()->default_value(256), "rows of w (output columns)")  //
-      ("seed", po::value<uint64_t>()->default_value(0), "random seed")  //
+      ("seed", po::value<int64_t>()->default_value(0), "random seed")  //
       ("out", po::value<std::string>()->value_name("OUT.h5"), "also write the table to this results file")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
   if (!opts.parse(args, ctx)) return 0;
@@ -246,7 +246,7 @@ int fp8_errcurve_cmd(const std::vector<std::string>& args, const CommandContext&
   e.trials = opts.get<int>("trials");
   e.m = opts.get<int64_t>("m");
   e.n = opts.get<int64_t>("n");
-  e.seed = opts.get<uint64_t>("seed");
+  e.seed = static_cast<uint64_t>(opts.get<int64_t>("seed"));
   e.validate();
   std::shared_ptr<ResultsFile> results;  // created before the work, so a bad path fails fast
   if (opts.has("out") && ctx.is_root()) results = create_results(opts, ctx);

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/grouped_gemm.hpp"
 #include "backend/cpu/swiglu.hpp"
+#include "model/linear.hpp"
 
 namespace moelab {
 
@@ -33,11 +34,30 @@ void grouped_mlp_forward(Tensor<T>& yp, GroupedMlpSaved<T>& s, const std::vector
       << "grouped_mlp: " << offsets.size() << " offsets for " << E << " experts";
   const int64_t H = experts[0].hidden(), I = experts[0].inner(), R = offsets[E];
   MOE_CHECK(s.xp.numel() == R * H) << "grouped_mlp: " << shape_str(s.xp.shape) << " rows for " << R << " x " << H;
-  MOE_CHECK(precision != GemmPrecision::fp8) << "grouped_mlp: fp8 experts are not wired in yet (src/numerics)";
   const ExpertPointers<T> w(experts);
   prepare(s.gu, {R, 2 * I});
   prepare(s.h, {R, I});
   prepare(yp, {R, H});
+  if (s.gu.numel() != R * 2 * I) s.gu.resize({R, 2 * I});
+  if (s.h.numel() != R * I) s.h.resize({R, I});
+  if (yp.numel() != R * H) yp.resize({R, H});
+  if (precision == GemmPrecision::fp8) {  // each expert's GEMMs through the FP8 linear (per-expert scales)
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows == 0) continue;
+      linear_forward(s.gu.ptr() + r0 * 2 * I, 2 * I, s.xp.ptr() + r0 * H, H, rows, experts[e].gate_proj->value,
+                     precision);
+      linear_forward(s.gu.ptr() + r0 * 2 * I + I, 2 * I, s.xp.ptr() + r0 * H, H, rows, experts[e].up_proj->value,
+                     precision);
+    }
+    cpu::swiglu_forward(s.h.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows > 0)
+        linear_forward(yp.ptr() + r0 * H, H, s.h.ptr() + r0 * I, I, rows, experts[e].down_proj->value, precision);
+    }
+    return;
+  }
   cpu::grouped_gemm(true, offsets.data(), E, I, H, s.xp.ptr(), H, w.gate.data(), T(0), s.gu.ptr(), 2 * I, precision);
   cpu::grouped_gemm(true, offsets.data(), E, I, H, s.xp.ptr(), H, w.up.data(), T(0), s.gu.ptr() + I, 2 * I,
                     precision);
@@ -53,6 +73,27 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   const ExpertPointers<T> w(experts);
   Tensor<T>& dh = s.dh;
   prepare(dh, {R, I});
+  Tensor<T> dh({R, I});
+  if (precision == GemmPrecision::fp8) {  // per expert: Dgrad and Wgrad of the FP8 linear
+    if (dxp.numel() != R * H) dxp.resize({R, H});
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows > 0)
+        linear_backward(dh.ptr() + r0 * I, I, T(0), experts[e].down_proj->grad, dyp.ptr() + r0 * H, H,
+                        s.h.ptr() + r0 * I, I, rows, experts[e].down_proj->value, precision);
+    }
+    cpu::swiglu_backward(s.gu.ptr(), s.gu.ptr() + I, dh.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      T* dx_e = dxp.ptr() + r0 * H;
+      if (rows == 0) continue;
+      linear_backward(dx_e, H, T(0), experts[e].gate_proj->grad, s.gu.ptr() + r0 * 2 * I, 2 * I, s.xp.ptr() + r0 * H,
+                      H, rows, experts[e].gate_proj->value, precision);
+      linear_backward(dx_e, H, T(1), experts[e].up_proj->grad, s.gu.ptr() + r0 * 2 * I + I, 2 * I,
+                      s.xp.ptr() + r0 * H, H, rows, experts[e].up_proj->value, precision);
+    }
+    return;
+  }
   // dh = dyp · W_down ; W_down.grad += dyp^T h
   cpu::grouped_gemm(false, offsets.data(), E, I, H, dyp.ptr(), H, w.down.data(), T(0), dh.ptr(), I, precision);
   cpu::grouped_gemm_wgrad(offsets.data(), E, H, I, dyp.ptr(), H, s.h.ptr(), I, w.down_grad.data(), precision);
