@@ -8,6 +8,8 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"plan", "capacity planner: price a DeepSeek-V3 run on a modelled cluster (step time, GPU-hours, memory; --sweep)",
+       cmd_plan},
   };
   return table;
 }
