@@ -256,6 +256,7 @@ PlanResult plan_step(const PlanConfig& c) {
   if (c.keep_events) r.events = std::move(sim.events);
 
   // ---- 5. ZeRO-1 DP sync and the optimizer; 6. memory ----------------------
+  for (const auto& p : pieces) r.total_params += p.non_expert + p.expert;
   std::vector<PieceParams> stage(S);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t p = ranges[s].first; p < ranges[s].second; ++p) {
@@ -307,6 +308,7 @@ PlanResult plan_step(const PlanConfig& c) {
     worst_dp = std::max(worst_dp, dp_s);
     worst_opt = std::max(worst_opt, opt_s);
 
+    r.params_all_ranks += ne + ex * static_cast<double>(c.ep);
     MemoryBreakdown mb;
     mb.worst_rank = static_cast<int>(rk);
     mb.params = ne + ex;

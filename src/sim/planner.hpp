@@ -85,7 +85,9 @@ struct ChunkCost {
 struct PlanResult {
   PlanConfig config;
   int64_t num_stages = 0, microbatches = 0, dp = 0;
-  int64_t slowest_stage = 0;  // the stage whose chunk durations the simulator uses
+  int64_t slowest_stage = 0;
+  double total_params = 0;  // over all stages (MTP included when trained)
+  double params_all_ranks = 0;  // sum over one pipeline's ranks, experts counted once per EP group  // the stage whose chunk durations the simulator uses
   RoutingStats routing;
   ChunkCost chunk;
   // Step time = compute + exposed_comm + bubble + dp_sync + optimizer.
