@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/timer.hpp"
 #include "model/config.hpp"
+#include "model/cost.hpp"
 #include "parallel/schedule/generators.hpp"
 #include "sim/planner.hpp"
 
@@ -98,6 +99,9 @@ void declare(CommandOptions& opts) {
       ("recompute", po::value<int>()->default_value(1),
        "1: recompute RMSNorm and MLA up-projections in backward (DeepSeek-V3 §3.2.3); 0: no recomputation")  //
       ("seed", po::value<uint64_t>()->default_value(1), "seed of the routing Monte Carlo")  //
+      ("ops", po::bool_switch(),
+       "also print the itemised op times of one MoE layer (forward, backward, weight gradient) on the SMs left "
+       "to compute, against deepseek-ai/profile-data's measured ~31 ms of compute per MoE layer pair")  //
       ("list-hardware", po::bool_switch(), "print the hardware catalog with every figure's source and exit")  //
       ("out", po::value<std::string>()->value_name("F.h5"), "results file to write (optional)")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
@@ -178,6 +182,47 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
      << " GB of " << fmt("%.0f", m.capacity_gb) << " GB: "
      << (m.fits() ? "fits" : "DOES NOT FIT") << "\n";
   os << "  (simulated in " << fmt("%.1f", wall_ms) << " ms)\n";
+}
+
+// One MoE layer, op by op, priced as the planner prices it (kernel-level
+// check against deepseek-ai/profile-data train.json: 124.3 ms of compute
+// kernels for 4 overlapped layer pairs on H800, 20 SMs left to DeepEP).
+void print_ops(std::ostream& os, const PlanConfig& c) {
+  const sim::Calibration cal = sim::default_calibration(c.hardware);
+  cost::WorkOptions wopt;
+  wopt.tokens = c.tokens_per_microbatch();
+  wopt.seq_len = c.seq_len;
+  wopt.recompute_norm_and_mla_up = c.recompute;
+  const int64_t layer = c.model.first_k_dense_replace;
+  const auto work = cost::decoder_layer_work(c.model, layer, wopt);
+  const double rows_per_group = static_cast<double>(wopt.tokens) * c.model.num_experts_per_tok * c.ep /
+                                std::max<double>(1.0, static_cast<double>(c.model.n_routed_experts));
+  const double sm = (c.hardware.num_sms.value - static_cast<double>(c.comm_sms)) / c.hardware.num_sms.value;
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-28s %-12s %5s %10s %10s %10s %10s\n", "op (layer 3, one GPU)", "class", "prec",
+                "fwd_ms", "bwd_ms", "wgrad_ms", "TFLOP/s");
+  os << line;
+  double tf = 0, tb = 0, tw = 0;
+  for (const auto& op0 : work.ops) {
+    const cost::OpWork op = cost::expert_parallel_share(op0, c.ep);
+    const sim::PassTimes t = sim::op_time(op, c.hardware, cal, rows_per_group, sm);
+    const double flops = op.fwd_flops + op.dgrad_flops + op.wgrad_flops + op.recompute_flops;
+    const double secs = t.fwd_s + t.dgrad_s + t.recompute_s + t.wgrad_s;
+    std::snprintf(line, sizeof line, "  %-28s %-12s %5s %10.3f %10.3f %10.3f %10.1f\n", op.name.c_str(),
+                  cost::op_class_name(op.op_class), op.precision == cost::Precision::fp8 ? "fp8" : "bf16",
+                  t.fwd_s * 1e3, (t.dgrad_s + t.recompute_s) * 1e3, t.wgrad_s * 1e3,
+                  secs > 0 ? flops / secs / 1e12 : 0.0);
+    os << line;
+    tf += t.fwd_s;
+    tb += t.dgrad_s + t.recompute_s;
+    tw += t.wgrad_s;
+  }
+  std::snprintf(line, sizeof line,
+                "  MoE layer on %.0f of %.0f SMs: F %.2f + B %.2f + W %.2f = %.2f ms of compute per layer pair "
+                "(profile-data, H800: 124.3 ms / 4 = 31.1 ms)\n",
+                c.hardware.num_sms.value - static_cast<double>(c.comm_sms), c.hardware.num_sms.value, tf * 1e3,
+                tb * 1e3, tw * 1e3, (tf + tb + tw) * 1e3);
+  os << line;
 }
 
 void write_hardware(h5::Group&& g, const sim::Hardware& hw) {
@@ -441,6 +486,7 @@ int cmd_plan(const std::vector<std::string>& raw_args, const CommandContext& ctx
   const PlanResult r = sim::plan_step(c);
   const double wall_ms = timer.seconds() * 1e3;
   print_plan(ctx.print(), r, wall_ms);
+  if (opts.get<bool>("ops")) print_ops(ctx.print(), c);
   if (ctx.is_root() && opts.has("out")) {
     auto results = ResultsFile::create(opts.get<std::string>("out"), opts.get<bool>("force"), ctx.command_line,
                                        ctx.world_size);

@@ -62,12 +62,16 @@ Calibration default_calibration(const Hardware& hw) {
   // profile-data: one layer's FlashAttention forward 1.2 ms, backward 3.7 ms at
   // 4096 tokens of 4K sequences (one sequence per micro-batch, as DeepEP's
   // 4096-token training setting), DeepSeek-V3 MLA dims (nh 128, Dqk 192, Dv 128).
+  // The trace ran with 20 of 132 SMs held by DeepEP, so the kernels had 112
+  // SMs: efficiency against the full-chip peak = measured / (112/132).
   const double attn_fwd_flops = 4096.0 * 4096.0 * 128.0 * (192.0 + 128.0);
-  cal.attention_fwd_eff = attn_fwd_flops / 1.2e-3 / (kH800Bf16PeakTflops * 1e12);
-  cal.attention_bwd_eff = 2.5 * attn_fwd_flops / 3.7e-3 / (kH800Bf16PeakTflops * 1e12);
+  const double trace_sm_fraction = 112.0 / 132.0;
+  cal.attention_fwd_eff = attn_fwd_flops / 1.2e-3 / (kH800Bf16PeakTflops * 1e12 * trace_sm_fraction);
+  cal.attention_bwd_eff = 2.5 * attn_fwd_flops / 3.7e-3 / (kH800Bf16PeakTflops * 1e12 * trace_sm_fraction);
   cal.attention_source =
-      "deepseek-ai/profile-data 4496024 train.json (H800, EP64, 4K sequence): FlashAttention fwd ~1.2 ms, bwd "
-      "~3.7 ms per layer; ASSUMED one 4096-token sequence per micro-batch; efficiency flat in shape";
+      "deepseek-ai/profile-data 4496024 train.json (H800, EP64, 4K sequence, 112 of 132 SMs for compute): "
+      "FlashAttention fwd ~1.2 ms, bwd ~3.7 ms per layer; ASSUMED one 4096-token sequence per micro-batch; "
+      "efficiency flat in shape";
   cal.memory_eff = 3000.0 / kH800HbmGBps;
   cal.memory_source = "deepseek-ai/FlashMLA README: up to 3000 GB/s memory-bound on H800 SXM5 (3.35 TB/s peak)";
   if (hw.name == "cpu-local") {

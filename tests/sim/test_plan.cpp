@@ -198,3 +198,33 @@ TEST(Plan, TooLittleMemoryIsAVerdictNotAnError) {
   EXPECT_FALSE(r.memory.fits());
   EXPECT_GT(r.memory.total_gb(), 40);
 }
+
+TEST(Calibration, CurvesGiveBackTheirPublishedPoints) {
+  // Each calibration point is reproduced exactly by the cost model on H800:
+  // DeepGEMM dense 4096x7168x16384 at 1426 TFLOP/s, grouped contiguous
+  // 4 x 8192x4096x7168 at 1346, and the profile-data FlashAttention times
+  // (1.2 ms forward, 3.7 ms backward at 112 of 132 SMs).
+  const Hardware hw = hardware_entry("h800");
+  const Calibration cal = default_calibration(hw);
+  cost::OpWork dense;
+  dense.op_class = cost::OpClass::gemm;
+  dense.precision = cost::Precision::fp8;
+  dense.m = 4096, dense.n = 7168, dense.k = 16384;
+  dense.fwd_flops = cost::gemm_flops(4096, 7168, 16384);
+  EXPECT_NEAR(dense.fwd_flops / op_time(dense, hw, cal).fwd_s / 1e12, 1426.0, 1e-6);
+  cost::OpWork grouped = dense;
+  grouped.op_class = cost::OpClass::grouped_gemm;
+  grouped.m = 4 * 8192, grouped.n = 4096, grouped.k = 7168, grouped.groups = 4;
+  grouped.fwd_flops = cost::gemm_flops(4 * 8192, 4096, 7168);
+  EXPECT_NEAR(grouped.fwd_flops / op_time(grouped, hw, cal, 8192).fwd_s / 1e12, 1346.0, 1e-6);
+  // Between points the curve interpolates in log2(M*N*K) and clamps outside.
+  EXPECT_NEAR(cal.dense_gemm.at(0.0), 206.0 / 1978.9, 1e-12);
+  EXPECT_NEAR(cal.dense_gemm.at(100.0), 1426.0 / 1978.9, 1e-12);
+  cost::WorkOptions opt;  // 4096 tokens, 4K sequences
+  for (const auto& op : cost::decoder_layer_work(model_preset("deepseek-v3"), 3, opt).ops) {
+    if (op.op_class != cost::OpClass::attention) continue;
+    const PassTimes t = op_time(op, hw, cal, 0, 112.0 / 132.0);
+    EXPECT_NEAR(t.fwd_s, 1.2e-3, 1e-12);
+    EXPECT_NEAR(t.dgrad_s, 3.7e-3, 1e-12);
+  }
+}
