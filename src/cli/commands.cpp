@@ -19,6 +19,8 @@ const std::vector<Command>& commands() {
       {"bench", "run the benchmark suite (micro-benchmarks, end-to-end runs, instruction counts) into HDF5",
        cmd_bench},
       {"compare", "compare benchmark figures against a baseline: change, significance, regressions", cmd_compare},
+      {"plan", "capacity planner: price a DeepSeek-V3 run on a modelled cluster (step time, GPU-hours, memory; --sweep)",
+       cmd_plan},
   };
   return table;
 }

@@ -29,5 +29,6 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
 int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_compare(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_plan(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab
