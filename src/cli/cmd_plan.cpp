@@ -99,6 +99,9 @@ void declare(CommandOptions& opts) {
       ("recompute", po::value<int>()->default_value(1),
        "1: recompute RMSNorm and MLA up-projections in backward (DeepSeek-V3 §3.2.3); 0: no recomputation")  //
       ("seed", po::value<uint64_t>()->default_value(1), "seed of the routing Monte Carlo")  //
+      ("calibration", po::value<std::string>()->default_value("kernels"),
+       "kernels: isolated-kernel figures (DeepGEMM, FlashMLA, profile-data attention); profile-data: GEMM and "
+       "memory-bound efficiencies scaled to deepseek-ai/profile-data's in-situ H800 training trace")  //
       ("ops", po::bool_switch(),
        "also print the itemised op times of one MoE layer (forward, backward, weight gradient) on the SMs left "
        "to compute, against deepseek-ai/profile-data's measured ~31 ms of compute per MoE layer pair")  //
@@ -126,6 +129,7 @@ PlanConfig config_from(const CommandOptions& opts) {
   c.mtp = opts.get<int>("mtp") != 0;
   c.recompute = opts.get<int>("recompute") != 0;
   c.seed = opts.get<uint64_t>("seed");
+  c.calibration = opts.get<std::string>("calibration");
   return c;
 }
 
@@ -188,7 +192,7 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
 // check against deepseek-ai/profile-data train.json: 124.3 ms of compute
 // kernels for 4 overlapped layer pairs on H800, 20 SMs left to DeepEP).
 void print_ops(std::ostream& os, const PlanConfig& c) {
-  const sim::Calibration cal = sim::default_calibration(c.hardware);
+  const sim::Calibration cal = sim::make_calibration(c.hardware, c.calibration);
   cost::WorkOptions wopt;
   wopt.tokens = c.tokens_per_microbatch();
   wopt.seq_len = c.seq_len;

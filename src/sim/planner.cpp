@@ -138,7 +138,7 @@ PlanResult plan_step(const PlanConfig& c) {
   r.dp = c.dp();
   r.microbatches = c.microbatches();
   r.num_stages = num_stages_of(c);
-  r.calibration = default_calibration(hw);
+  r.calibration = make_calibration(hw, c.calibration);
   const int64_t S = r.num_stages;
   const int64_t T = c.tokens_per_microbatch();
   const Topology topo = Topology::from_hardware(hw, c.gpus);

@@ -57,6 +57,7 @@ struct PlanConfig {
   uint64_t seed = 1;             // routing Monte Carlo
   int64_t routing_tokens = 8192; // routing Monte Carlo sample
   bool keep_events = false;      // keep the step timeline (schedule/events)
+  std::string calibration = "kernels";  // kernels | profile-data (cost_model.hpp)
 
   int64_t dp() const { return gpus / pp; }  // GPUs per pipeline rank = DP degree of non-expert params
   int64_t microbatches() const { return global_batch / (dp() * micro_batch); }
