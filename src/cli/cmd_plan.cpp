@@ -99,6 +99,9 @@ void declare(CommandOptions& opts) {
       ("recompute", po::value<int>()->default_value(1),
        "1: recompute RMSNorm and MLA up-projections in backward (DeepSeek-V3 §3.2.3); 0: no recomputation")  //
       ("seed", po::value<uint64_t>()->default_value(1), "seed of the routing Monte Carlo")  //
+      ("routing-trace", po::value<std::string>()->value_name("F.h5[:DATASET]"),
+       "price the expert imbalance measured by a moelab run: load/expert_tokens [steps, layers, experts] "
+       "(default: the first run that has it); replaces --expert-imbalance")  //
       ("calibration", po::value<std::string>()->default_value("kernels"),
        "kernels: isolated-kernel figures (DeepGEMM, FlashMLA, profile-data attention); profile-data: GEMM and "
        "memory-bound efficiencies scaled to deepseek-ai/profile-data's in-situ H800 training trace")  //
@@ -108,6 +111,33 @@ void declare(CommandOptions& opts) {
       ("list-hardware", po::bool_switch(), "print the hardware catalog with every figure's source and exit")  //
       ("out", po::value<std::string>()->value_name("F.h5"), "results file to write (optional)")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
+}
+
+// load/expert_tokens of a moelab run -> the imbalance of the plan's EP layout.
+sim::TraceImbalance read_routing_trace(const std::string& spec, const PlanConfig& c) {
+  std::string path = spec, dataset;
+  const auto colon = spec.find(".h5:");
+  if (colon != std::string::npos) {
+    path = spec.substr(0, colon + 3);
+    dataset = spec.substr(colon + 4);
+  }
+  h5::File file = h5::File::open_read(path);
+  if (dataset.empty()) {
+    MOE_CHECK(file.has("runs")) << "--routing-trace " << path << ": no /runs group";
+    for (const auto& run : file.open_group("runs").children())
+      if (file.has("runs/" + run + "/load/expert_tokens")) {
+        dataset = "runs/" + run + "/load/expert_tokens";
+        break;
+      }
+    MOE_CHECK(!dataset.empty()) << "--routing-trace " << path << ": no run has load/expert_tokens";
+  }
+  MOE_CHECK(file.has(dataset)) << "--routing-trace " << path << ": no dataset '" << dataset << "'";
+  const Tensor<double> loads = file.read<double>(dataset);
+  MOE_CHECK(loads.rank() >= 2) << "--routing-trace " << path << ":" << dataset
+                               << ": expected [steps, experts] or [steps, layers, experts], got "
+                               << shape_str(loads.shape);
+  const int64_t experts = loads.dim(-1);
+  return sim::ep_imbalance_from_loads(loads.ptr(), loads.numel() / experts, experts, c.model.n_routed_experts, c.ep);
 }
 
 PlanConfig config_from(const CommandOptions& opts) {
@@ -130,6 +160,11 @@ PlanConfig config_from(const CommandOptions& opts) {
   c.recompute = opts.get<int>("recompute") != 0;
   c.seed = opts.get<uint64_t>("seed");
   c.calibration = opts.get<std::string>("calibration");
+  if (opts.has("routing-trace")) {
+    MOE_CHECK(!opts.given("expert-imbalance")) << "give --routing-trace or --expert-imbalance, not both";
+    const sim::TraceImbalance t = read_routing_trace(opts.get<std::string>("routing-trace"), c);
+    c.expert_imbalance = std::max(1.0, t.mean_ratio);
+  }
   return c;
 }
 
@@ -164,6 +199,8 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
        << " nodes/token of " << r.routing.ep_nodes << " (own node " << fmt("%.2f", r.routing.own_node_prob)
        << "), " << fmt("%.2f", r.routing.gpus_per_token) << " GPUs/token, "
        << fmt("%.2f", r.routing.nvlink_copies_per_token) << " NVLink copies/token\n";
+  if (c.expert_imbalance > 1.0)
+    os << "  routed-expert work of the busiest EP GPU: x" << fmt("%.3f", c.expert_imbalance) << " the mean\n";
   os << "  step time        " << fmt("%9.3f", r.step_time_s) << " s\n";
   os << "    compute        " << fmt("%9.3f", r.compute_s) << " s " << pct(r.compute_s) << "\n";
   os << "    exposed EP comm" << fmt("%9.3f", r.exposed_comm_s) << " s " << pct(r.exposed_comm_s) << "\n";

@@ -65,3 +65,22 @@ TEST(PlanCli, BadInputIsOneLineAndStatus2) {
   EXPECT_NE(list.out.find("b200"), std::string::npos);
   EXPECT_NE(list.out.find("cpu-local"), std::string::npos);
 }
+
+TEST(PlanCli, RoutingTracePricesMeasuredImbalance) {
+  // A trace of 16 experts, 4 of them twice as loaded: at the plan's 4 experts
+  // per GPU the busiest GPU does 1.6x the mean routed-expert work.
+  const std::string trace = temp_path("trace.h5");
+  {
+    moelab::h5::File f = moelab::h5::File::create(trace, true);
+    std::vector<float> loads(3 * 2 * 16, 5.0f);
+    for (int r = 0; r < 6; ++r)
+      for (int e = 0; e < 4; ++e) loads[r * 16 + e] = 10.0f;
+    f.group("runs/t/load").write<float>("expert_tokens", {3, 2, 16}, loads.data());
+  }
+  const CommandResult r = run_command("plan --routing-trace " + trace);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("busiest EP GPU: x1.600"), std::string::npos) << r.out;
+  expect_one_line_error(run_command("plan --routing-trace " + trace + " --expert-imbalance 1.2"), "not both");
+  expect_one_line_error(run_command("plan --routing-trace " + trace + ":nope"), "no dataset 'nope'");
+  std::filesystem::remove(trace);
+}

@@ -259,3 +259,18 @@ TEST(Plan, PaperLayoutWithInSituCalibration) {
   EXPECT_LT(ratio, 1.0) << r.gpu_hours_per_trillion;
   EXPECT_GT(r.gpu_hours_per_trillion, plan_step(paper_layout()).gpu_hours_per_trillion);
 }
+
+TEST(Routing, TraceImbalanceIsExact) {
+  // 16 traced experts at the plan's 4 experts per GPU (256 experts, EP64):
+  // 4 GPUs. Row 0: experts 0..3 get 10 tokens, the rest 5 -> GPU loads
+  // 40, 20, 20, 20 -> busiest / mean = 40 / 25 = 1.6. Row 1 balanced: 1.0.
+  std::vector<double> loads(2 * 16, 5.0);
+  for (int e = 0; e < 4; ++e) loads[e] = 10.0;
+  const TraceImbalance t = ep_imbalance_from_loads(loads.data(), 2, 16, 256, 64);
+  EXPECT_EQ(t.gpus, 4);
+  EXPECT_DOUBLE_EQ(t.max_ratio, 1.6);
+  EXPECT_DOUBLE_EQ(t.mean_ratio, 1.3);
+  // A trace smaller than one GPU's share maps onto one GPU: no imbalance.
+  EXPECT_DOUBLE_EQ(ep_imbalance_from_loads(loads.data(), 2, 2, 256, 64).mean_ratio, 1.0);
+  EXPECT_THROW(ep_imbalance_from_loads(loads.data(), 2, 16, 256, 48), Error);
+}
