@@ -8,6 +8,8 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"train", "train a DeepSeek-V3 model on the byte-level corpus: balancing, MTP, loss and expert load to HDF5",
+       cmd_train},
   };
   return table;
 }
