@@ -90,9 +90,9 @@ void declare(CommandOptions& opts) {
       ("tokens", po::value<std::string>()->default_value("14.8T"), "training token budget (14.8T, 500B, 1e12)")  //
       ("price-per-gpu-hour", po::value<double>()->default_value(0.0),
        "$ per GPU-hour for the cost line (DeepSeek-V3 Table 1 uses 2); 0: no cost")  //
-      ("comm-sms", po::value<int64_t>()->default_value(20),
-       "SMs reserved for EP communication while overlapped with compute (DeepSeek-V3: 20 of 132; DeepEP "
-       "Buffer.num_sms)")  //
+      ("comm-sms", po::value<int64_t>()->default_value(-1),
+       "SMs reserved for EP communication while overlapped with compute (DeepEP Buffer.num_sms); -1: DeepSeek-V3's "
+       "20 of 132, scaled to the hardware's SM count")  //
       ("expert-imbalance", po::value<double>()->default_value(1.0),
        "busiest EP GPU's routed-expert work over the mean (1: balanced, as the bias-based balancing aims)")  //
       ("mtp", po::value<int>()->default_value(1), "1: train the MTP module(s) (DeepSeek-V3 D=1); 0: without")  //
@@ -208,8 +208,8 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
   os << "    DP sync        " << fmt("%9.3f", r.dp_sync_s) << " s " << pct(r.dp_sync_s) << "\n";
   os << "    optimizer      " << fmt("%9.3f", r.optimizer_s) << " s " << pct(r.optimizer_s) << "\n";
   os << "  tokens/s per GPU " << fmt("%9.1f", r.tokens_per_s_per_gpu) << "\n";
-  os << "  MFU              " << fmt("%8.1f%%", 100.0 * r.mfu) << " (" << fmt("%.1f", r.model_flops_per_token / 1e9)
-     << " GFLOP/token against " << fmt("%.0f", c.hardware.peak_bf16_tflops.value) << " TFLOP/s dense BF16)\n";
+  os << "  MFU              " << fmt("%8.1f%%", 100.0 * r.mfu) << " (" << fmt("%.4g", r.model_flops_per_token / 1e9)
+     << " GFLOP/token against " << fmt("%.4g", c.hardware.peak_bf16_tflops.value) << " TFLOP/s dense BF16)\n";
   os << "  budget " << fmt("%.4g", c.tokens / 1e12) << "T tokens: " << fmt("%.1f", r.days) << " days on " << c.gpus
      << " GPUs, " << human_hours(r.gpu_hours) << " GPU-hours (" << human_hours(r.gpu_hours_per_trillion)
      << " per trillion tokens)";
@@ -238,7 +238,7 @@ void print_ops(std::ostream& os, const PlanConfig& c) {
   const auto work = cost::decoder_layer_work(c.model, layer, wopt);
   const double rows_per_group = static_cast<double>(wopt.tokens) * c.model.num_experts_per_tok * c.ep /
                                 std::max<double>(1.0, static_cast<double>(c.model.n_routed_experts));
-  const double sm = (c.hardware.num_sms.value - static_cast<double>(c.comm_sms)) / c.hardware.num_sms.value;
+  const double sm = (c.hardware.num_sms.value - static_cast<double>(c.resolved_comm_sms())) / c.hardware.num_sms.value;
   char line[256];
   std::snprintf(line, sizeof line, "  %-28s %-12s %5s %10s %10s %10s %10s\n", "op (layer 3, one GPU)", "class", "prec",
                 "fwd_ms", "bwd_ms", "wgrad_ms", "TFLOP/s");
@@ -261,7 +261,7 @@ void print_ops(std::ostream& os, const PlanConfig& c) {
   std::snprintf(line, sizeof line,
                 "  MoE layer on %.0f of %.0f SMs: F %.2f + B %.2f + W %.2f = %.2f ms of compute per layer pair "
                 "(profile-data, H800: 124.3 ms / 4 = 31.1 ms)\n",
-                c.hardware.num_sms.value - static_cast<double>(c.comm_sms), c.hardware.num_sms.value, tf * 1e3,
+                c.hardware.num_sms.value - static_cast<double>(c.resolved_comm_sms()), c.hardware.num_sms.value, tf * 1e3,
                 tb * 1e3, tw * 1e3, (tf + tb + tw) * 1e3);
   os << line;
 }

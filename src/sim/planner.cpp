@@ -119,8 +119,8 @@ void PlanConfig::validate() const {
       << "--global-batch (" << global_batch << ") not divisible by DP (" << dp() << ") x --micro-batch ("
       << micro_batch << ")";
   MOE_CHECK(tokens > 0) << "--tokens must be positive";
-  MOE_CHECK(comm_sms >= 0 && comm_sms < hardware.num_sms.value)
-      << "--comm-sms (" << comm_sms << ") must be in [0, " << hardware.num_sms.value << ")";
+  MOE_CHECK(resolved_comm_sms() >= 0 && resolved_comm_sms() < hardware.num_sms.value)
+      << "--comm-sms (" << comm_sms << ") must be in [0, " << hardware.num_sms.value << ") or -1";
   MOE_CHECK(expert_imbalance >= 1.0) << "--expert-imbalance (" << expert_imbalance << ") must be >= 1";
   const int64_t layers = model.num_hidden_layers + (mtp ? model.num_nextn_predict_layers : 0);
   MOE_CHECK(num_stages_of(*this) <= layers)
@@ -231,7 +231,7 @@ PlanResult plan_step(const PlanConfig& c) {
   d.f_s = ch.compute_f_s + ch.a2a_f_s;
   d.w_s = ch.compute_w_s;
   d.b_s = ch.compute_b_s + ch.compute_w_s + ch.a2a_b_s;
-  const double sm_fraction = (hw.num_sms.value - static_cast<double>(c.comm_sms)) / hw.num_sms.value;
+  const double sm_fraction = (hw.num_sms.value - static_cast<double>(c.resolved_comm_sms())) / hw.num_sms.value;
   const double compute_pair = ch.compute_f_s + ch.compute_b_s + ch.compute_w_s;
   d.fb_s = is_dualpipe_family(c.schedule) ? std::max(compute_pair / sm_fraction, ch.a2a_f_s + ch.a2a_b_s)
                                           : d.f_s + d.b_s;

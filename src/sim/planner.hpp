@@ -48,7 +48,11 @@ struct PlanConfig {
   int64_t micro_batch = 1;       // sequences per micro-batch per GPU
   double tokens = 14.8e12;       // training budget
   double price_per_gpu_hour = 0; // $; 0 = no cost line
-  int64_t comm_sms = 20;         // SMs reserved for communication while overlapped ([P] §3.2.2)
+  int64_t comm_sms = -1;         // SMs reserved for communication while overlapped; -1: 20 of 132 ([P] §3.2.2),
+                                 // scaled to the hardware's SM count
+  int64_t resolved_comm_sms() const {
+    return comm_sms >= 0 ? comm_sms : static_cast<int64_t>(hardware.num_sms.value * 20.0 / 132.0 + 0.5);
+  }
   double expert_imbalance = 1.0; // busiest EP GPU's expert work / mean
   bool mtp = true;
   bool recompute = true;         // RMSNorm and MLA up-projections recomputed in backward ([P] §3.2.3)

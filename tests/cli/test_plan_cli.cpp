@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "cli/run_command.hpp"
 #include "io/hdf5.hpp"
 
@@ -83,4 +86,39 @@ TEST(PlanCli, RoutingTracePricesMeasuredImbalance) {
   expect_one_line_error(run_command("plan --routing-trace " + trace + " --expert-imbalance 1.2"), "not both");
   expect_one_line_error(run_command("plan --routing-trace " + trace + ":nope"), "no dataset 'nope'");
   std::filesystem::remove(trace);
+}
+
+TEST(PlanCli, CpuLocalPredictionAgainstMeasuredTraining) {
+  // The plan-vs-measured check on this machine: `moelab plan` for v3-small
+  // on one cpu-local "GPU" (batch 8 x 128 tokens) against the step time of
+  // the same run measured by `moelab train` (median of steps 2..4; step 1
+  // allocates). README reports the figure (-13% when it was written).
+  // LOOSE BAND (1/3x .. 3x): the machine's 2 cores are shared by up to 8 jobs
+  // (load averages of 14 were seen), and cpu-local's sgemm rate was measured
+  // under another moment's load; the check catches a broken work model or
+  // unit (a factor of 10), not a percent.
+  const std::string train_out = temp_path("train.h5");
+  const CommandResult t = run_command(
+      "train --data.corpus " MOELAB_SOURCE_DIR "/tests/fixtures/corpus_sample.h5 --train.steps 4 "
+      "--train.eval_every 100 --output.out " + train_out + " --output.force true");
+  ASSERT_EQ(t.status, 0) << t.err;
+  moelab::h5::File f = moelab::h5::File::open_read(train_out);
+  const auto step_s = f.read<double>("runs/train/train/step_time_s");
+  ASSERT_EQ(step_s.numel(), 4);
+  std::vector<double> tail(step_s.data.begin() + 1, step_s.data.end());
+  std::sort(tail.begin(), tail.end());
+  const double measured_s = tail[1];
+  const CommandResult p = run_command(
+      "plan --model v3-small --hardware cpu-local --gpus 1 --pp 1 --ep 1 --schedule 1f1b --seq-len 128 "
+      "--global-batch 8 --micro-batch 8 --tokens 1M");
+  ASSERT_EQ(p.status, 0) << p.err;
+  const auto at = p.out.find("step time");
+  ASSERT_NE(at, std::string::npos) << p.out;
+  const double predicted_s = std::stod(p.out.substr(at + 9));
+  const double ratio = predicted_s / measured_s;
+  std::printf("cpu-local v3-small step: predicted %.3f s, measured %.3f s (%+.0f%%)\n", predicted_s, measured_s,
+              100.0 * (ratio - 1.0));
+  EXPECT_GT(ratio, 1.0 / 3.0);
+  EXPECT_LT(ratio, 3.0);
+  std::filesystem::remove(train_out);
 }
