@@ -313,6 +313,10 @@ void write_plan(h5::Group&& g, const PlanResult& r) {
   g.set_attr("num_stages", r.num_stages);
   g.set_attr("microbatches", r.microbatches);
   g.set_attr("dp", r.dp);
+  g.set_attr("expert_imbalance", r.config.expert_imbalance);
+  g.set_attr("comm_sms", r.config.resolved_comm_sms());
+  g.set_attr("slowest_stage", r.slowest_stage);
+  g.set_attr("calibration", r.config.calibration);
   g.set_attr("paper_gpu_hours_per_trillion_tokens", sim::kPaperGpuHoursPerTrillion);
   g.set_attr("paper_tokens_per_s_per_gpu", sim::kPaperTokensPerSecPerGpu);
   h5::Group ch = g.group("chunk");
