@@ -344,4 +344,11 @@ PlanResult plan_step(const PlanConfig& c) {
   return r;
 }
 
+PlanConfig deepseek_v3_paper_layout() {
+  PlanConfig c;  // the defaults are the paper's layout
+  c.model = model_preset("deepseek-v3");
+  c.hardware = hardware_entry("h800");
+  return c;
+}
+
 }  // namespace moelab::sim

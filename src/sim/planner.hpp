@@ -107,6 +107,10 @@ struct PlanResult {
 
 PlanResult plan_step(const PlanConfig& cfg);
 
+// DeepSeek-V3's own run ([P] §3.1-3.2, §4.2): deepseek-v3 on 2048 H800, PP16 x
+// EP64 x ZeRO-1 DP128, DualPipe, 15360 sequences of 4096 tokens, 14.8T tokens.
+PlanConfig deepseek_v3_paper_layout();
+
 // Sequences per step of DeepSeek-V3's paper layout and the derived figures it
 // is validated against ([P] Table 1; shared/reference/deepseek-v3.md §8).
 inline constexpr double kPaperGpuHoursPerTrillion = 180e3;

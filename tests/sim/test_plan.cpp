@@ -18,12 +18,7 @@ using namespace moelab::sim;
 
 namespace {
 
-PlanConfig paper_layout() {
-  PlanConfig c;
-  c.model = model_preset("deepseek-v3");
-  c.hardware = hardware_entry("h800");
-  return c;  // defaults: 2048 GPUs, PP16, EP64, dualpipe, 4096 x 15360, 14.8T tokens
-}
+PlanConfig paper_layout() { return deepseek_v3_paper_layout(); }
 
 }  // namespace
 
