@@ -93,10 +93,11 @@ TEST(PlanCli, CpuLocalPredictionAgainstMeasuredTraining) {
   // on one cpu-local "GPU" (batch 8 x 128 tokens) against the step time of
   // the same run measured by `moelab train` (mean of steps 2..3; step 1
   // allocates). README reports the figures (-42% to +26% seen).
-  // LOOSE BAND (1/3x .. 3x): the machine's 2 cores are shared by up to 8 jobs
-  // (load averages of 14 were seen), and cpu-local's sgemm rate was measured
-  // under another moment's load; the check catches a broken work model or
-  // unit (a factor of 10), not a percent.
+  // LOOSE BAND (1/5x .. 5x): the machine's 2 cores are shared by up to 8 jobs
+  // (load averages of 14-23 were seen; once under a parallel build the
+  // measured step was more than 3x the usual), and cpu-local's sgemm rate was
+  // measured under another moment's load; the check catches a broken work
+  // model or unit (a factor of 10 or more), not a percent.
   const std::string train_out = temp_path("train.h5");
   const CommandResult t = run_command(
       "train --data.corpus " MOELAB_SOURCE_DIR "/tests/fixtures/corpus_sample.h5 --train.steps 3 "
@@ -116,7 +117,7 @@ TEST(PlanCli, CpuLocalPredictionAgainstMeasuredTraining) {
   const double ratio = predicted_s / measured_s;
   std::printf("cpu-local v3-small step: predicted %.3f s, measured %.3f s (%+.0f%%)\n", predicted_s, measured_s,
               100.0 * (ratio - 1.0));
-  EXPECT_GT(ratio, 1.0 / 3.0);
-  EXPECT_LT(ratio, 3.0);
+  EXPECT_GT(ratio, 1.0 / 5.0);
+  EXPECT_LT(ratio, 5.0);
   std::filesystem::remove(train_out);
 }
