@@ -132,6 +132,7 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
        "GEMM precision: fp32 (the file contract) or bf16 (inputs rounded to bf16, FP32 accumulation)")  //
       ("force", po::bool_switch()->default_value(false), "overwrite OUT.h5 if it exists");
   if (!opts.parse(args, ctx)) return 0;
+  MOE_CHECK(opts.sweep_points().size() == 1) << "moelab forward: --sweep is not supported (one run per call)";
   for (const char* key : {"model", "weights", "input", "out"})
     MOE_CHECK(opts.has(key)) << "moelab forward: --" << key << " is required (see --help)";
 
