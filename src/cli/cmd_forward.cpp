@@ -95,6 +95,9 @@ void load_layer(LayerWeights& lw, const st::Checkpoint& ckpt, const ModelConfig&
     p.trainable = false;
     p.value.resize(spec.shape);  // no grad buffer: forward only
     ckpt.read_float_into(spec.name, spec.shape, p.value.ptr());
+    for (int64_t i = 0; i < p.value.numel(); ++i)
+      MOE_CHECK(std::isfinite(p.value.data[i])) << ckpt.file_of(spec.name) << ": tensor '" << spec.name
+                                                << "': non-finite value at flat index " << i;
     lw.by_name[spec.name] = &p;
   }
 }
