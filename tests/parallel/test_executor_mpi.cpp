@@ -1,5 +1,5 @@
-// The pipeline executor on 2 and 4 MPI ranks (ctest runs this binary under
-// mpirun -np 2 and -np 4): for every schedule that fits the rank count, one
+// The pipeline executor on 2, 4 and 8 MPI ranks (ctest runs this binary under
+// mpirun -np 2, 4 and 8): for every schedule that fits the rank count, one
 // step of the toy pipeline (toy_stages.hpp) gives the loss and every stage's
 // weight gradient of a non-pipelined single-process step. Tolerance: 1e-6
 // relative (float32; the pipelined run accumulates a stage's micro-batch
