@@ -16,6 +16,7 @@
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/generators.hpp"
 #include "parallel/schedule/simulate.hpp"
+#include "parallel/schedule/validate.hpp"
 
 #ifndef MOELAB_SOURCE_DIR
 #define MOELAB_SOURCE_DIR "."
@@ -67,6 +68,12 @@ std::string format_report(const Schedule& s, const SimResult& r, const Durations
     out << line;
   }
   out << "\n";
+  const std::string sync = synchronous_send_deadlock(s);
+  const std::string prefix = "deadlock with synchronous sends: ";
+  out << "valid: complete, ordered, deadlock-free with buffered sends (the executor's); with naive synchronous "
+         "sends after each op: "
+      << (sync.empty() ? "deadlock-free too" : "deadlock (" + sync.substr(sync.find(prefix) + prefix.size()) + ")")
+      << "\n";
   return out.str();
 }
 

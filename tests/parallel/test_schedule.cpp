@@ -287,3 +287,16 @@ TEST(ScheduleValidate, RejectsSwappedDependencies) {
             "rank 1 op 1 (F 1.1) waits for rank 0 op 2 (F 1.0);");
   EXPECT_THROW(validate(t), Error);
 }
+
+// With synchronous sends placed naively after each op, 1F1B deadlocks (rank 0
+// sends forward 1 while rank 1 sends backward 0); GPipe does not (all sends
+// of a phase go the same way). Every schedule is deadlock-free with the
+// buffered sends the executor uses (GeneratedSchedulesAreValid).
+TEST(ScheduleValidate, SynchronousSendsDeadlockFor1F1B) {
+  EXPECT_EQ(synchronous_send_deadlock(make_1f1b(2, 4)),
+            "schedule 1f1b: deadlock with synchronous sends: rank 0 at op 1 (F 1.0) sends to rank 1; "
+            "rank 1 at op 1 (B 0.1) sends to rank 0");
+  EXPECT_EQ(synchronous_send_deadlock(make_gpipe(4, 8)), "");
+  EXPECT_EQ(synchronous_send_deadlock(make_1f1b(4, 1)), "");  // one micro-batch: nothing to cross
+  EXPECT_NE(synchronous_send_deadlock(make_dualpipe(4, 8)), "");
+}
