@@ -300,3 +300,20 @@ TEST(ScheduleValidate, SynchronousSendsDeadlockFor1F1B) {
   EXPECT_EQ(synchronous_send_deadlock(make_1f1b(4, 1)), "");  // one micro-batch: nothing to cross
   EXPECT_NE(synchronous_send_deadlock(make_dualpipe(4, 8)), "");
 }
+
+// Interleaved 1F1B (Narayanan et al. 2021): with v chunks per rank and F, B
+// the times of one chunk, every rank idles (PP-1)(F+B): the 1F1B bubble of a
+// full stage (v·F, v·B) divided by v. Peak activations on rank 0: Megatron's
+// warm-up (PP-1)·2 + (v-1)·PP + 1 chunk-activations.
+TEST(ScheduleInterleaved, BubbleIsOneFOneBOverV) {
+  const Durations d{1, 2, 1, 3, 0};
+  for (int v : {2, 3, 4})
+    for (int pp : {2, 4, 8})
+      for (int c : {pp, 2 * pp, 3 * pp}) {
+        const SimResult r = simulate(make_interleaved_1f1b(pp, c, v), d);
+        for (const auto& rank : r.ranks) EXPECT_EQ(rank.idle_s, (pp - 1) * 3.0) << "v " << v << " PP " << pp;
+        EXPECT_EQ(r.ranks[0].param_copies, v);
+        EXPECT_EQ(r.ranks[0].peak_activations, c == pp ? int64_t(c) * v : (pp - 1) * 2 + (v - 1) * pp + 1)
+            << "v " << v << " PP " << pp << " C " << c;
+      }
+}
