@@ -192,6 +192,10 @@ TEST(ScheduleDurations, MeanDurationsRecoverTheSimulatedOnes) {
   EXPECT_DOUBLE_EQ(got.fb_s, d.fb_s);
   const Durations zb = mean_durations(simulate(make_zb1p(4, 8), d));  // no full B: B = B_input + W
   EXPECT_NEAR(zb.b_s, d.b_s, 1e-12);
+  const Durations plain = mean_durations(simulate(make_1f1b(4, 8), d));  // nothing split, nothing overlapped
+  EXPECT_DOUBLE_EQ(plain.b_s, d.b_s);
+  EXPECT_EQ(plain.w_s, 0.0);
+  EXPECT_DOUBLE_EQ(plain.fb_s, d.f_s + d.b_s);
 }
 
 TEST(PipelineExecutor, RejectsWrongRankCount) {

@@ -248,16 +248,20 @@ Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
     sum[static_cast<int>(e.kind)] += e.end_s - e.start_s;
     count[static_cast<int>(e.kind)] += 1;
   }
-  auto mean = [&](OpKind k, double otherwise) {
-    const int i = static_cast<int>(k);
-    return count[i] > 0 ? sum[i] / count[i] : otherwise;
-  };
+  auto ran = [&](OpKind k) { return count[static_cast<int>(k)] > 0; };
+  auto mean = [&](OpKind k) { return sum[static_cast<int>(k)] / count[static_cast<int>(k)]; };
   Durations d = fallback;
-  d.f_s = mean(OpKind::F, fallback.f_s);
-  d.w_s = mean(OpKind::W, fallback.w_s);
-  const double b_input = mean(OpKind::BInput, -1);
-  d.b_s = mean(OpKind::B, b_input >= 0 ? b_input + d.w_s : fallback.b_s);
-  d.fb_s = mean(OpKind::FB, fallback.fb_s);
+  if (ran(OpKind::F)) d.f_s = mean(OpKind::F);
+  if (ran(OpKind::W))
+    d.w_s = mean(OpKind::W);
+  else if (!ran(OpKind::BInput))
+    d.w_s = 0;  // nothing was split: W plays no part
+  if (ran(OpKind::B))
+    d.b_s = mean(OpKind::B);
+  else if (ran(OpKind::BInput))
+    d.b_s = mean(OpKind::BInput) + d.w_s;
+  d.w_s = std::min(d.w_s, d.b_s);
+  d.fb_s = ran(OpKind::FB) ? mean(OpKind::FB) : d.f_s + d.b_s;
   return d;
 }
 

@@ -91,8 +91,9 @@ SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm
 
 // Mean op durations of a timeline (measured or simulated), for "simulate the
 // executed run with the durations measured in it": F, B, W and F&B from the
-// ops of that kind; B from B_input + W when no full B ran; a kind that never
-// ran keeps the value in `fallback`. p2p is left at fallback.p2p_s.
+// ops of that kind; B = B_input + W when no full B ran; W = 0 when nothing
+// was split; F&B = F + B when no pair ran; otherwise `fallback`'s values.
+// p2p stays at fallback.p2p_s.
 Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
 
 }  // namespace moelab::schedule
