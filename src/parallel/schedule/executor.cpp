@@ -34,14 +34,7 @@ class RankRunner {
       std::vector<float> f_input, b_grad_output;
       std::vector<MPI_Request> requests;
       if (op.has_forward() && op.stage > 0) receive(op.microbatch, op.stage - 1, kActivation, f_input, requests);
-      int b_mb = -1, b_stage = -1;
-      if (op.kind == OpKind::B || op.kind == OpKind::BInput) {
-        b_mb = op.microbatch;
-        b_stage = op.stage;
-      } else if (op.kind == OpKind::FB) {
-        b_mb = op.b_microbatch;
-        b_stage = op.b_stage;
-      }
+      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
       if (b_mb >= 0 && b_stage + 1 < s_.num_stages) receive(b_mb, b_stage + 1, kGradient, b_grad_output, requests);
       const double wait_start = MPI_Wtime();
       if (!requests.empty())
@@ -67,7 +60,7 @@ class RankRunner {
       }
       const double end = MPI_Wtime();
       out.compute_s += end - start;
-      out.events.push_back(make_event(op, start - t0, end - t0));
+      out.events.push_back(make_event(s_, rank_, op, start - t0, end - t0));
 
       // Send what it produced, without waiting.
       if (!f_output.empty()) send(op.microbatch, op.stage, kActivation, std::move(f_output));
@@ -127,25 +120,6 @@ class RankRunner {
       return flag != 0;
     };
     sends_.erase(std::remove_if(sends_.begin(), sends_.end(), done), sends_.end());
-  }
-
-  Event make_event(const Op& op, double start_s, double end_s) const {
-    Event e;
-    e.rank = rank_;
-    e.kind = op.kind;
-    e.microbatch = op.microbatch;
-    e.stage = op.stage;
-    e.chunk = s_.chunk_of(op.microbatch, op.stage);
-    e.direction = s_.direction(op.microbatch);
-    if (op.kind == OpKind::FB) {
-      e.b_microbatch = op.b_microbatch;
-      e.b_stage = op.b_stage;
-      e.b_chunk = s_.chunk_of(op.b_microbatch, op.b_stage);
-      e.b_direction = s_.direction(op.b_microbatch);
-    }
-    e.start_s = start_s;
-    e.end_s = end_s;
-    return e;
   }
 
   const Schedule& s_;

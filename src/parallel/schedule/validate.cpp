@@ -73,14 +73,7 @@ std::string synchronous_send_deadlock(const Schedule& s) {
   for (int r = 0; r < s.num_ranks; ++r) {
     for (int i = 0; i < static_cast<int>(s.ops[r].size()); ++i) {
       const Op& op = s.ops[r][i];
-      int b_mb = -1, b_stage = -1;
-      if (op.kind == OpKind::B || op.kind == OpKind::BInput) {
-        b_mb = op.microbatch;
-        b_stage = op.stage;
-      } else if (op.kind == OpKind::FB) {
-        b_mb = op.b_microbatch;
-        b_stage = op.b_stage;
-      }
+      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
       auto add = [&](bool is_send, int peer, int64_t k) {
         if (peer != r) acts[r].push_back({is_send, peer, k, i});
       };

@@ -10,7 +10,6 @@
 // full backward (B_input + W). Activations live from F until W: at most
 // PP-r-1 warm-up + 1 + r = PP per rank (Table 2: PP, as 1F1B's rank 0).
 #include <algorithm>
-#include <numeric>
 
 #include "core/error.hpp"
 #include "parallel/schedule/generators.hpp"
@@ -18,9 +17,7 @@
 namespace moelab::schedule {
 
 Schedule make_zb1p(int num_ranks, int num_microbatches) {
-  std::vector<int> stage_rank(num_ranks), stage_chunk(num_ranks, 0);
-  std::iota(stage_rank.begin(), stage_rank.end(), 0);
-  Schedule s = empty_schedule("zb1p", num_ranks, num_microbatches, stage_rank, stage_chunk);
+  Schedule s = linear_schedule("zb1p", num_ranks, num_microbatches);
   for (int r = 0; r < num_ranks; ++r) {
     auto& ops = s.ops[r];
     const int warmup = std::min(num_ranks - r - 1, num_microbatches);
