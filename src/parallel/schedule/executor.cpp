@@ -13,11 +13,13 @@ namespace {
 
 enum Payload : int { kActivation = 0, kGradient = 1 };
 
-// A send in flight: the buffer must live until MPI says the request completed.
+// A send or receive in flight: the buffer must live (and stay put) until MPI
+// says the request completed.
 struct PendingSend {
   MPI_Request request = MPI_REQUEST_NULL;
   std::vector<float> buffer;
 };
+using PostedReceive = PendingSend;
 
 class RankRunner {
  public:
@@ -28,19 +30,20 @@ class RankRunner {
     ExecuteResult out;
     MOE_MPI_CHECK(MPI_Barrier(comm_));
     const double t0 = MPI_Wtime();
-    for (const Op& op : s_.ops[rank_]) {
+    const std::vector<Op>& program = s_.ops[rank_];
+    for (size_t i = 0; i < program.size(); ++i) {
+      const Op& op = program[i];
       reap_sends();
-      // Receive what the op needs (blocking on the producer's Isend).
-      std::vector<float> f_input, b_grad_output;
-      std::vector<MPI_Request> requests;
-      if (op.has_forward() && op.stage > 0) receive(op.microbatch, op.stage - 1, kActivation, f_input, requests);
-      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
-      if (b_mb >= 0 && b_stage + 1 < s_.num_stages) receive(b_mb, b_stage + 1, kGradient, b_grad_output, requests);
+      // Receive what the op needs (blocking on the producer's Isend), then
+      // post the next op's receives so they land while this one computes.
       const double wait_start = MPI_Wtime();
-      if (!requests.empty())
-        MOE_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+      std::vector<float> f_input, b_grad_output;
+      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
+      if (op.has_forward() && op.stage > 0) f_input = receive(op.microbatch, op.stage - 1, kActivation);
+      if (b_mb >= 0 && b_stage + 1 < s_.num_stages) b_grad_output = receive(b_mb, b_stage + 1, kGradient);
       const double start = MPI_Wtime();
       out.wait_s += start - wait_start;
+      if (i + 1 < program.size()) post_receives(program[i + 1]);
 
       // Compute.
       std::vector<float> f_output, b_grad_input;
@@ -68,8 +71,9 @@ class RankRunner {
     }
     for (auto& p : sends_) MOE_MPI_CHECK(MPI_Wait(&p->request, MPI_STATUS_IGNORE));
     sends_.clear();
-    MOE_CHECK(local_.empty()) << "pipeline executor: rank " << rank_ << " ends with " << local_.size()
-                              << " unconsumed local hand-overs";
+    MOE_CHECK(local_.empty() && posted_.empty())
+        << "pipeline executor: rank " << rank_ << " ends with " << local_.size() << " unconsumed local hand-overs and "
+        << posted_.size() << " unused receives";
     return out;
   }
 
@@ -78,23 +82,44 @@ class RankRunner {
     return static_cast<int>(2 * (static_cast<int64_t>(mb) * s_.num_stages + stage) + payload);
   }
 
-  // Data produced by (mb, from_stage): an activation for from_stage + 1 or a
-  // gradient for from_stage - 1.
-  void receive(int mb, int from_stage, Payload payload, std::vector<float>& into, std::vector<MPI_Request>& requests) {
+  // Posts the receives of an op's inputs that come from other ranks (once).
+  void post_receives(const Op& op) {
+    if (op.has_forward() && op.stage > 0) post(op.microbatch, op.stage - 1, kActivation);
+    const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
+    if (b_mb >= 0 && b_stage + 1 < s_.num_stages) post(b_mb, b_stage + 1, kGradient);
+  }
+
+  void post(int mb, int from_stage, Payload payload) {
     const int source = s_.rank_of(mb, from_stage);
     const int t = tag(mb, from_stage, payload);
-    if (source == rank_) {
+    if (source == rank_ || posted_.count(t)) return;
+    auto p = std::make_unique<PostedReceive>();
+    p->buffer.assign(stages_.boundary_numel(mb), 0.f);
+    MOE_MPI_CHECK(MPI_Irecv(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, source, t, comm_,
+                            &p->request));
+    posted_[t] = std::move(p);
+  }
+
+  // Data produced by (mb, from_stage), an activation for from_stage + 1 or a
+  // gradient for from_stage - 1: handed over in memory when that stage is on
+  // this rank, else received (waiting for it).
+  std::vector<float> receive(int mb, int from_stage, Payload payload) {
+    const int t = tag(mb, from_stage, payload);
+    if (s_.rank_of(mb, from_stage) == rank_) {
       auto it = local_.find(t);
       MOE_CHECK(it != local_.end()) << "pipeline executor: rank " << rank_ << " needs micro-batch " << mb
                                     << (payload == kActivation ? " activation" : " gradient") << " of stage "
                                     << from_stage << " before it was computed";
-      into = std::move(it->second);
+      std::vector<float> data = std::move(it->second);
       local_.erase(it);
-      return;
+      return data;
     }
-    into.assign(stages_.boundary_numel(mb), 0.f);
-    requests.emplace_back();
-    MOE_MPI_CHECK(MPI_Irecv(into.data(), static_cast<int>(into.size()), MPI_FLOAT, source, t, comm_, &requests.back()));
+    post(mb, from_stage, payload);
+    auto it = posted_.find(t);
+    MOE_MPI_CHECK(MPI_Wait(&it->second->request, MPI_STATUS_IGNORE));
+    std::vector<float> data = std::move(it->second->buffer);
+    posted_.erase(it);
+    return data;
   }
 
   void send(int mb, int from_stage, Payload payload, std::vector<float>&& buffer) {
@@ -128,6 +153,7 @@ class RankRunner {
   int rank_;
   std::vector<std::unique_ptr<PendingSend>> sends_;
   std::unordered_map<int, std::vector<float>> local_;  // same-rank hand-overs by tag
+  std::unordered_map<int, std::unique_ptr<PostedReceive>> posted_;  // receives posted ahead, by tag
 };
 
 }  // namespace

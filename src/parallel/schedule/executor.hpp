@@ -5,7 +5,8 @@
 //
 // Communication (why it cannot deadlock): before an op a rank receives what
 // the op needs (the previous stage's activation for a forward, the next
-// stage's input gradient for a backward) with a blocking wait on MPI_Irecv;
+// stage's input gradient for a backward) with a blocking wait on MPI_Irecv
+// (posted one op ahead, so a transfer can land while the previous op computes);
 // after the op it sends what it produced with MPI_Isend and does NOT wait for
 // the send (the request and its buffer are kept, tested for completion at each
 // op and all waited at the end of the step). A rank therefore only ever blocks
