@@ -10,6 +10,8 @@ const std::vector<Command>& commands() {
        cmd_fp8},
       {"ep", "expert parallelism over MPI: dispatch/combine steps, traffic by link class, all-to-all bandwidth",
        cmd_ep},
+      {"train", "train a DeepSeek-V3 model on the byte-level corpus: balancing, MTP, loss and expert load to HDF5",
+       cmd_train},
   };
   return table;
 }

@@ -24,5 +24,6 @@ int cmd_info(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab
