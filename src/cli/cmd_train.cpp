@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
 
 namespace moelab {
@@ -25,6 +26,7 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "INI sections: [model] [data] [train] [balance] [mtp] [output]; sweep lines run\n"
                       "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.");
   train::declare_train_options(opts.add());
+  train::declare_ep_train_options(opts.add());
   if (!opts.parse(args, ctx)) return 0;
 
   const std::vector<ConfigPairs> points = opts.sweep_points();
@@ -44,7 +46,9 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     std::optional<ResultsRun> run;
     if (ctx.is_root()) run.emplace(results->new_run(name, opts.resolved()));
     ctx.print() << "== run " << name << "\n";
+    // Under mpirun: the expert-parallel loop (EP x DP over the world).
     train::TrainHooks hooks;
+    if (ctx.world_size > 1) hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size));
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
     if (run) {
