@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "parallel/ep_experts.hpp"
+#include "parallel/routing.hpp"
 
 namespace moelab::train {
 
@@ -11,6 +12,9 @@ void declare_ep_train_options(po::options_description_easy_init add) {
   add("parallel.ep", po::value<int>()->default_value(0),
       "expert-parallel degree; 0 = the MPI world size; the world is DP x EP (Megatron-Core expert_model_parallel_size)")  //
       ("parallel.gpus_per_node", po::value<int>()->default_value(8), "ranks per virtual node (traffic by link class)")  //
+      ("parallel.max_nodes", po::value<int>()->default_value(0),
+       "node limit M: when set, the model's n_group/topk_group must equal the EP group's nodes and M "
+       "(balance.num_groups / balance.group_topk override them); 0 = no check")  //
       ("parallel.dispatch", po::value<std::string>()->default_value("direct"), "EP dispatch: direct or two_hop")  //
       ("parallel.dispatch_format", po::value<std::string>()->default_value("fp32"),
        "dispatch wire format: fp32 (exact), bf16 or fp8 (V3)")  //
@@ -23,6 +27,8 @@ TrainHooks ep_train_hooks(const TrainConfig& config, const EpTrainOptions& optio
   const ModelConfig mcfg = train_model_config(config);
   const parallel::Topology topo =
       parallel::Topology::create(MPI_COMM_WORLD, options.ep, options.gpus_per_node, mcfg.n_routed_experts);
+  if (options.max_nodes > 0)
+    parallel::check_node_limit_matches_model(mcfg.n_group, mcfg.topk_group, topo.num_nodes(), options.max_nodes);
   const int W = topo.world_size;
   MOE_CHECK(config.batch_size % W == 0) << "data.batch_size (" << config.batch_size
                                         << ") must be a multiple of the MPI world size (" << W

@@ -30,6 +30,7 @@ namespace moelab::train {
 struct EpTrainOptions {
   int ep = 1;
   int gpus_per_node = 8;
+  int max_nodes = 0;  // node limit M to check against the model's n_group/topk_group; 0: no check
   parallel::DispatchOptions dispatch{parallel::DispatchMode::direct, parallel::WireFormat::fp32,
                                      parallel::WireFormat::fp32};
 };
@@ -43,13 +44,16 @@ EpTrainOptions ep_train_options_from(const Opts& o, int world_size) {
   e.ep = o.template get<int>("parallel.ep");
   if (e.ep == 0) e.ep = world_size;
   e.gpus_per_node = o.template get<int>("parallel.gpus_per_node");
+  e.max_nodes = o.template get<int>("parallel.max_nodes");
   e.dispatch.mode = parallel::parse_dispatch_mode(o.template get<std::string>("parallel.dispatch"));
   e.dispatch.dispatch_format = parallel::parse_wire_format(o.template get<std::string>("parallel.dispatch_format"));
   e.dispatch.combine_format = parallel::parse_wire_format(o.template get<std::string>("parallel.combine_format"));
   return e;
 }
 
-// Hooks for `config` over MPI_COMM_WORLD (collective). The EP traffic of
+// Hooks for `config` over MPI_COMM_WORLD (collective). With max_nodes set,
+// the model's group-limited router must be the node limit (n_group = nodes
+// of an EP group, topk_group = M) or this throws saying why. The EP traffic of
 // every MoE call is summed into `traffic` when given.
 TrainHooks ep_train_hooks(const TrainConfig& config, const EpTrainOptions& options,
                           std::shared_ptr<parallel::TrafficStats> traffic = nullptr);
