@@ -67,11 +67,14 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
       double sum[3] = {0, 0, 0}, mx = 0;
       MPI_Allreduce(v, sum, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
       MPI_Allreduce(&v[3], &mx, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-      char line[256];
+      double comm_s = traffic->dispatch_time_s + traffic->combine_time_s, comm_max = 0;
+      MPI_Allreduce(&comm_s, &comm_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      char line[320];
       std::snprintf(line, sizeof line,
-                    "EP traffic: dispatch bytes per routed token-layer %.1f inter-node, %.1f intra-node; max nodes "
-                    "per token %.0f\n",
-                    sum[0] / std::max(1.0, sum[2]), sum[1] / std::max(1.0, sum[2]), mx);
+                    "EP traffic: dispatch bytes (forward + backward) per token per MoE layer %.1f inter-node, %.1f intra-node; max nodes "
+                    "per token %.0f; dispatch+combine %.1f ms per step (slowest rank)\n",
+                    sum[0] / std::max(1.0, sum[2]), sum[1] / std::max(1.0, sum[2]), mx,
+                    s.steps_done > 0 ? comm_max / double(s.steps_done) * 1e3 : 0.0);
       ctx.print() << line;
       if (run) {
         run->group().set_attr("ep_dispatch_inter_node_bytes_per_token", sum[0] / std::max(1.0, sum[2]));

@@ -51,6 +51,6 @@ out=$(timeout 120 "$mpiexec" -np 4 $flags "$moelab" train --set model.preset=v3-
       --set data.corpus="$(dirname "$0")/../fixtures/corpus_sample.h5" --set data.seq_len=32 --set data.batch_size=4 \
       --set train.steps=2 --set train.eval_every=0 --set train.eval_batches=1 --set output.out="$dir/t.h5" \
       --set parallel.gpus_per_node=1 --set parallel.max_nodes=2 --set parallel.dispatch=two_hop 2>&1) || fail "train: $out"
-grep -q "max nodes per token 2" <<<"$out" || fail "train EP traffic line: $out"
+grep -q "max nodes per token 2;" <<<"$out" || fail "train EP traffic line: $out"
 echo "ok: moelab train runs EP 4 with the group limit as the node limit (max 2 nodes per token)"
 echo "5 passed, 0 failed"
