@@ -59,22 +59,29 @@ def plot(f, out_dir):
     plt.close(fig)
     written.append(path)
 
-    # Per-rank expert load, normalised by the mean over ranks.
+    # Per-rank expert load, normalised by the mean over ranks; one line per
+    # (EP, effective M) — the dispatch mode does not change the routing.
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    seen = set()
     for name, g in eps:
+        ep = int(_attr(g, "ep", 0))
+        m = int(_attr(g, "max_nodes_effective", 0))
+        source = _attr(g, "routing.source", "")
+        key = (ep, m, source)
+        if key in seen:
+            continue
+        seen.add(key)
         load = np.asarray(g["comm"]["expert_load"][()], dtype=float).mean(axis=0)
-        ep = int(_attr(g, "ep", len(load)))
         load = load[:ep] if ep > 0 else load  # first DP replica
-        if load.mean() > 0:
-            ax.plot(np.arange(len(load)), load / load.mean(), marker=".", alpha=0.7,
-                    label=name if len(eps) <= 8 else None)
+        if load.mean() > 0 and len(load) > 1:
+            ax.plot(np.arange(len(load)), load / load.mean(), marker=".", alpha=0.8,
+                    label=f"EP {ep}, M {m} {source}")
     ax.axhline(1.0, color="k", linewidth=0.8)
     ax.set_xlabel("EP rank")
     ax.set_ylabel("expert load / mean")
     ax.set_title("Per-rank expert load (max/mean decides the EP step)")
     ax.grid(alpha=0.3)
-    if len(eps) <= 8:
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7)
     path = os.path.join(out_dir, "comm_rank_load.png")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
