@@ -234,12 +234,15 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
   RoutingSource source(c.routing, E, K, topo.experts_per_rank);
   Dispatcher dispatcher(topo, c.dispatch);
 
-  std::vector<Expert> local;
-  for (int64_t e = 0; e < topo.experts_per_rank; ++e)
-    local.push_back(make_expert(topo.first_local_expert() + e, H, c.inter, c.routing.seed));
-  std::vector<Expert> all;
-  if (c.verify)
-    for (int64_t e = 0; e < E; ++e) all.push_back(make_expert(e, H, c.inter, c.routing.seed));
+  // Identity experts need no weights: traffic studies at full DeepSeek-V3
+  // shapes (--model deepseek-v3 --set moe.compute=identity) fit in memory.
+  const bool weights = c.compute != "identity";
+  std::vector<Expert> local(topo.experts_per_rank), all(c.verify ? E : 0);
+  if (weights) {
+    for (int64_t e = 0; e < topo.experts_per_rank; ++e)
+      local[e] = make_expert(topo.first_local_expert() + e, H, c.inter, c.routing.seed);
+    for (int64_t e = 0; e < static_cast<int64_t>(all.size()); ++e) all[e] = make_expert(e, H, c.inter, c.routing.seed);
+  }
 
   std::unique_ptr<ResultsRun> run;
   if (results) {
