@@ -4,6 +4,7 @@
 // so a failure on any rank ends the whole job instead of hanging it.
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/omp_env.hpp"
 #include "core/version.hpp"
 
 namespace {
@@ -29,7 +31,7 @@ void print_usage(std::ostream& out) {
       << "subcommands:\n";
   for (const auto& c : moelab::commands()) {
     std::string name = c.name;
-    name.resize(12, ' ');
+    name.resize(std::max<size_t>(name.size() + 2, 14), ' ');
     out << "  " << name << c.summary << "\n";
   }
   out << "\noptions:\n  --help      this list\n  --version   version and git commit\n";
@@ -62,6 +64,7 @@ std::string join_command_line(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  moelab::ensure_passive_omp_wait(argv);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   moelab::CommandContext ctx;

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/grouped_gemm.hpp"
 #include "backend/cpu/swiglu.hpp"
+#include "model/linear.hpp"
 
 namespace moelab {
 
@@ -33,11 +34,27 @@ void grouped_mlp_forward(Tensor<T>& yp, GroupedMlpSaved<T>& s, const std::vector
       << "grouped_mlp: " << offsets.size() << " offsets for " << E << " experts";
   const int64_t H = experts[0].hidden(), I = experts[0].inner(), R = offsets[E];
   MOE_CHECK(s.xp.numel() == R * H) << "grouped_mlp: " << shape_str(s.xp.shape) << " rows for " << R << " x " << H;
-  MOE_CHECK(precision != GemmPrecision::fp8) << "grouped_mlp: fp8 experts are not wired in yet (src/numerics)";
   const ExpertPointers<T> w(experts);
-  if (s.gu.numel() != R * 2 * I) s.gu.resize({R, 2 * I});
-  if (s.h.numel() != R * I) s.h.resize({R, I});
-  if (yp.numel() != R * H) yp.resize({R, H});
+  prepare(s.gu, {R, 2 * I});
+  prepare(s.h, {R, I});
+  prepare(yp, {R, H});
+  if (precision == GemmPrecision::fp8) {  // each expert's GEMMs through the FP8 linear (per-expert scales)
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows == 0) continue;
+      linear_forward(s.gu.ptr() + r0 * 2 * I, 2 * I, s.xp.ptr() + r0 * H, H, rows, experts[e].gate_proj->value,
+                     precision);
+      linear_forward(s.gu.ptr() + r0 * 2 * I + I, 2 * I, s.xp.ptr() + r0 * H, H, rows, experts[e].up_proj->value,
+                     precision);
+    }
+    cpu::swiglu_forward(s.h.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows > 0)
+        linear_forward(yp.ptr() + r0 * H, H, s.h.ptr() + r0 * I, I, rows, experts[e].down_proj->value, precision);
+    }
+    return;
+  }
   cpu::grouped_gemm(true, offsets.data(), E, I, H, s.xp.ptr(), H, w.gate.data(), T(0), s.gu.ptr(), 2 * I, precision);
   cpu::grouped_gemm(true, offsets.data(), E, I, H, s.xp.ptr(), H, w.up.data(), T(0), s.gu.ptr() + I, 2 * I,
                     precision);
@@ -51,12 +68,33 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   const int64_t E = static_cast<int64_t>(experts.size());
   const int64_t H = experts[0].hidden(), I = experts[0].inner(), R = offsets[E];
   const ExpertPointers<T> w(experts);
-  Tensor<T> dh({R, I});
+  Tensor<T>& dh = s.dh;
+  prepare(dh, {R, I});
+  if (precision == GemmPrecision::fp8) {  // per expert: Dgrad and Wgrad of the FP8 linear
+    prepare(dxp, {R, H});
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      if (rows > 0)
+        linear_backward(dh.ptr() + r0 * I, I, T(0), experts[e].down_proj->grad, dyp.ptr() + r0 * H, H,
+                        s.h.ptr() + r0 * I, I, rows, experts[e].down_proj->value, precision);
+    }
+    cpu::swiglu_backward(s.gu.ptr(), s.gu.ptr() + I, dh.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+      T* dx_e = dxp.ptr() + r0 * H;
+      if (rows == 0) continue;
+      linear_backward(dx_e, H, T(0), experts[e].gate_proj->grad, s.gu.ptr() + r0 * 2 * I, 2 * I, s.xp.ptr() + r0 * H,
+                      H, rows, experts[e].gate_proj->value, precision);
+      linear_backward(dx_e, H, T(1), experts[e].up_proj->grad, s.gu.ptr() + r0 * 2 * I + I, 2 * I,
+                      s.xp.ptr() + r0 * H, H, rows, experts[e].up_proj->value, precision);
+    }
+    return;
+  }
   // dh = dyp · W_down ; W_down.grad += dyp^T h
   cpu::grouped_gemm(false, offsets.data(), E, I, H, dyp.ptr(), H, w.down.data(), T(0), dh.ptr(), I, precision);
   cpu::grouped_gemm_wgrad(offsets.data(), E, H, I, dyp.ptr(), H, s.h.ptr(), I, w.down_grad.data(), precision);
   cpu::swiglu_backward(s.gu.ptr(), s.gu.ptr() + I, dh.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
-  if (dxp.numel() != R * H) dxp.resize({R, H});
+  prepare(dxp, {R, H});
   // dxp = dg · W_gate + du · W_up ; weight grads
   cpu::grouped_gemm(false, offsets.data(), E, H, I, s.gu.ptr(), 2 * I, w.gate.data(), T(0), dxp.ptr(), H, precision);
   cpu::grouped_gemm(false, offsets.data(), E, H, I, s.gu.ptr() + I, 2 * I, w.up.data(), T(1), dxp.ptr(), H,
@@ -72,10 +110,10 @@ void LocalExperts<T>::forward(Tensor<T>& y, const Tensor<T>& x, const Tensor<int
   const int64_t E = static_cast<int64_t>(experts_.size()), H = x.dim(-1), tokens = x.numel() / H;
   const int64_t K = topk_idx.numel() / tokens;
   cpu::make_permute_index(index_, topk_idx.ptr(), tokens, K, E);
-  if (saved_.xp.numel() != index_.rows() * H) saved_.xp.resize({index_.rows(), H});
+  prepare(saved_.xp, {index_.rows(), H});
   cpu::permute_rows(saved_.xp.ptr(), x.ptr(), index_, H);
   grouped_mlp_forward(yp_, saved_, experts_, index_.expert_offsets, precision_);
-  if (y.numel() != tokens * H) y.resize({tokens, H});
+  prepare(y, {tokens, H});
   cpu::unpermute_rows(y.ptr(), yp_.ptr(), topk_weight.ptr(), index_, H);
   topk_weight_ = topk_weight;
 }
@@ -83,11 +121,12 @@ void LocalExperts<T>::forward(Tensor<T>& y, const Tensor<T>& x, const Tensor<int
 template <typename T>
 void LocalExperts<T>::backward(Tensor<T>& dx, Tensor<T>& d_topk_weight, const Tensor<T>& dy) {
   const int64_t H = dy.dim(-1), tokens = index_.tokens, K = index_.top_k;
-  Tensor<T> dyp({index_.rows(), H}), dxp;
-  d_topk_weight.resize({tokens, K});
+  Tensor<T>&dyp = dyp_, &dxp = dxp_;
+  prepare(dyp, {index_.rows(), H});
+  prepare(d_topk_weight, {tokens, K});
   cpu::unpermute_backward(dyp.ptr(), d_topk_weight.ptr(), dy.ptr(), yp_.ptr(), topk_weight_.ptr(), index_, H);
   grouped_mlp_backward(dxp, saved_, experts_, index_.expert_offsets, dyp, precision_);
-  if (dx.numel() != tokens * H) dx.resize({tokens, H});
+  prepare(dx, {tokens, H});
   cpu::unpermute_rows<T>(dx.ptr(), dxp.ptr(), nullptr, index_, H);
 }
 

@@ -315,3 +315,33 @@ TEST(SafetensorsDecode, Fp16AndFp8Tables) {
   EXPECT_EQ(out[2], std::ldexp(1.0f, -9));
   EXPECT_EQ(out[3], -1.0f);
 }
+
+// The layer cases written by tests/reference/make_layer_cases.py (NumPy, not
+// this code): the same master weights stored as F32, BF16 and FP8 shards.
+TEST(SafetensorsFixtures, ReadsTheNumpyWrittenLayerCases) {
+  const std::string root = std::string(MOELAB_TEST_FIXTURES) + "/layer_cases/";
+  const Checkpoint f32 = Checkpoint::open(root + "f32/model.safetensors");
+  const Checkpoint bf16 = Checkpoint::open(root + "bf16");
+  const Checkpoint fp8 = Checkpoint::open(root + "fp8/model.safetensors.index.json");
+  for (const Checkpoint* c : {&f32, &bf16, &fp8}) EXPECT_EQ(c->layer_indices(), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(fs::path(fp8.file_of("model.layers.4.mlp.experts.15.down_proj.weight")).filename(),
+            "model-00002-of-00002.safetensors");
+
+  // intermediate_size 136: two row blocks, the second one partial (8 rows).
+  const std::string name = "model.layers.3.mlp.gate_proj.weight";
+  EXPECT_EQ(fp8.info(name).dtype, Dtype::F8_E4M3);
+  EXPECT_EQ(fp8.info(name + "_scale_inv").shape, (Shape{2, 1}));
+  const Tensor<float> master = f32.read_float(name, {136, 32});
+  const Tensor<float> w_bf16 = bf16.read_float(name, {136, 32});
+  const Tensor<float> w_fp8 = fp8.read_float(name, {136, 32});
+  const Tensor<float> scales = fp8.read_float(name + "_scale_inv", {2, 1});
+  for (int64_t i = 0; i < master.numel(); ++i) {
+    ASSERT_EQ(w_bf16.data[i], round_to_bf16(master.data[i])) << i;
+    const float s = scales.data[(i / 32) / 128];
+    ASSERT_NEAR(w_fp8.data[i], master.data[i], std::fabs(master.data[i]) / 16 + s * std::ldexp(1.0f, -9)) << i;
+  }
+  // Each block's scale is its amax / 448: the largest weight maps to code 448.
+  float amax = 0;
+  for (int64_t i = 128 * 32; i < master.numel(); ++i) amax = std::max(amax, std::fabs(master.data[i]));
+  EXPECT_FLOAT_EQ(scales.data[1], amax / 448.0f);
+}
