@@ -26,6 +26,7 @@
 #include "parallel/dispatch_combine.hpp"
 #include "parallel/routing.hpp"
 #include "parallel/topology.hpp"
+#include "parallel/traffic.hpp"
 
 namespace moelab {
 
@@ -151,31 +152,6 @@ void run_local_experts(const Received& r, const Topology& topo, const std::vecto
     }
     i = j;
   }
-}
-
-// The per-rank figures gathered to rank 0 each step: name, value.
-std::vector<std::pair<std::string, double>> rank_figures(const TrafficStats& s, int64_t top_k, double expert_time_s) {
-  auto link = [](const std::string& p, const LinkCounters& c) {
-    return std::vector<std::pair<std::string, double>>{
-        {p + "_tokens_sent_intra", double(c.tokens_sent_intra)}, {p + "_tokens_sent_inter", double(c.tokens_sent_inter)},
-        {p + "_bytes_sent_intra", double(c.bytes_sent_intra)},   {p + "_bytes_sent_inter", double(c.bytes_sent_inter)},
-        {p + "_tokens_recv_intra", double(c.tokens_recv_intra)}, {p + "_tokens_recv_inter", double(c.tokens_recv_inter)},
-        {p + "_bytes_recv_intra", double(c.bytes_recv_intra)},   {p + "_bytes_recv_inter", double(c.bytes_recv_inter)}};
-  };
-  std::vector<std::pair<std::string, double>> f = link("dispatch", s.dispatch);
-  for (auto& p : link("combine", s.combine)) f.push_back(p);
-  f.push_back({"tokens", double(s.tokens)});
-  f.push_back({"nodes_per_token_mean", s.nodes_per_token_mean()});
-  f.push_back({"nodes_per_token_max", double(s.nodes_per_token_max)});
-  f.push_back({"experts_per_token_per_node",
-               s.token_node_pairs ? double(s.tokens) * double(top_k) / double(s.token_node_pairs) : 0.0});
-  f.push_back({"ranks_per_token_mean", s.tokens ? double(s.token_rank_pairs) / double(s.tokens) : 0.0});
-  f.push_back({"rows_received", double(s.rows_received)});
-  f.push_back({"expert_load", double(s.expert_load)});
-  f.push_back({"dispatch_time_s", s.dispatch_time_s});
-  f.push_back({"combine_time_s", s.combine_time_s});
-  f.push_back({"expert_time_s", expert_time_s});
-  return f;
 }
 
 // nccl-tests: algbw = size / time; all-to-all busbw = algbw * (n-1)/n (each
@@ -317,7 +293,7 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
     }
 
     // ---- gather this step's figures to rank 0 ----
-    const auto figs = rank_figures(dispatcher.stats(), K, expert_time_s);
+    const auto figs = traffic_figures(dispatcher.stats(), K, expert_time_s);
     std::vector<double> mine;
     for (const auto& p : figs) mine.push_back(p.second);
     const int nf = static_cast<int>(mine.size()), n = topo.world_size;

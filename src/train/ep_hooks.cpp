@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "parallel/ep_experts.hpp"
 #include "parallel/routing.hpp"
+#include "parallel/traffic.hpp"
 
 namespace moelab::train {
 
@@ -34,10 +35,20 @@ TrainHooks ep_train_hooks(const TrainConfig& config, const EpTrainOptions& optio
                                         << ") must be a multiple of the MPI world size (" << W
                                         << "): each rank trains on batch_size / world sequences";
   TrainHooks h;
-  h.setup_context = [topo, options, traffic](ModelContext<float>& ctx) {
-    ctx.make_experts = parallel::ep_experts_factory(topo, options.dispatch, traffic);
+  // The EP traffic of one training step (forward and backward of every MoE
+  // layer): reset when the step takes its batch, written to comm/ and added
+  // to `traffic` after the step, so evaluation traffic is in neither.
+  auto step_traffic = std::make_shared<parallel::TrafficStats>();
+  h.setup_context = [topo, options, step_traffic](ModelContext<float>& ctx) {
+    ctx.make_experts = parallel::ep_experts_factory(topo, options.dispatch, step_traffic);
   };
-  h.local_batch = [W, rank = topo.world_rank](const Batch& global) {
+  const int64_t top_k = mcfg.num_experts_per_tok;
+  h.after_step = [topo, step_traffic, traffic, top_k](int64_t, ResultsRun* run) {
+    parallel::append_comm_step(topo, *step_traffic, top_k, 0.0, run);
+    if (traffic) parallel::add_traffic(*traffic, *step_traffic);
+  };
+  h.local_batch = [W, rank = topo.world_rank, step_traffic](const Batch& global) {
+    *step_traffic = parallel::TrafficStats{};
     Batch b;
     b.batch_size = global.batch_size / W;
     b.seq_len = global.seq_len;

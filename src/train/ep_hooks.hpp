@@ -53,8 +53,9 @@ EpTrainOptions ep_train_options_from(const Opts& o, int world_size) {
 
 // Hooks for `config` over MPI_COMM_WORLD (collective). With max_nodes set,
 // the model's group-limited router must be the node limit (n_group = nodes
-// of an EP group, topk_group = M) or this throws saying why. The EP traffic of
-// every MoE call is summed into `traffic` when given.
+// of an EP group, topk_group = M) or this throws saying why. Each training
+// step's EP traffic is appended to the run's comm/ [steps, ranks] (rank 0)
+// and summed into `traffic` when given.
 TrainHooks ep_train_hooks(const TrainConfig& config, const EpTrainOptions& options,
                           std::shared_ptr<parallel::TrafficStats> traffic = nullptr);
 

@@ -292,6 +292,7 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
            << fmt("%.3f", summary.final_maxvio_batch) << "  " << fmt("%.0f", tokens_per_s) << " tok/s\n";
       out->flush();
     }
+    if (hooks.after_step) hooks.after_step(step, run);
     if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) do_eval(step + 1);
     maybe_checkpoint(step + 1, false);
   }

@@ -47,6 +47,8 @@ struct TrainHooks {
   // token (empty: reduce_load).
   LoadReducer reduce_eval_load;
   bool write_checkpoints = true;  // false on all but one rank
+  // After each step's logging (every rank; `run` is null off rank 0).
+  std::function<void(int64_t step, ResultsRun* run)> after_step;
 };
 
 struct TrainSummary {

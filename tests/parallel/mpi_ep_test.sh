@@ -52,5 +52,7 @@ out=$(timeout 120 "$mpiexec" -np 4 $flags "$moelab" train --set model.preset=v3-
       --set train.steps=2 --set train.eval_every=0 --set train.eval_batches=1 --set output.out="$dir/t.h5" \
       --set parallel.gpus_per_node=1 --set parallel.max_nodes=2 --set parallel.dispatch=two_hop 2>&1) || fail "train: $out"
 grep -q "max nodes per token 2;" <<<"$out" || fail "train EP traffic line: $out"
+show=$("$moelab" show "$dir/t.h5" 2>&1)
+grep -q "comm/nodes_per_token_max \[2, 4\].*max 2$" <<<"$show" || fail "train comm/ datasets: $show"
 echo "ok: moelab train runs EP 4 with the group limit as the node limit (max 2 nodes per token)"
 echo "5 passed, 0 failed"
