@@ -26,6 +26,7 @@
 #include "parallel/dispatch_combine.hpp"
 #include "parallel/routing.hpp"
 #include "parallel/topology.hpp"
+#include "parallel/traffic.hpp"
 
 namespace moelab {
 
@@ -153,31 +154,6 @@ void run_local_experts(const Received& r, const Topology& topo, const std::vecto
   }
 }
 
-// The per-rank figures gathered to rank 0 each step: name, value.
-std::vector<std::pair<std::string, double>> rank_figures(const TrafficStats& s, int64_t top_k, double expert_time_s) {
-  auto link = [](const std::string& p, const LinkCounters& c) {
-    return std::vector<std::pair<std::string, double>>{
-        {p + "_tokens_sent_intra", double(c.tokens_sent_intra)}, {p + "_tokens_sent_inter", double(c.tokens_sent_inter)},
-        {p + "_bytes_sent_intra", double(c.bytes_sent_intra)},   {p + "_bytes_sent_inter", double(c.bytes_sent_inter)},
-        {p + "_tokens_recv_intra", double(c.tokens_recv_intra)}, {p + "_tokens_recv_inter", double(c.tokens_recv_inter)},
-        {p + "_bytes_recv_intra", double(c.bytes_recv_intra)},   {p + "_bytes_recv_inter", double(c.bytes_recv_inter)}};
-  };
-  std::vector<std::pair<std::string, double>> f = link("dispatch", s.dispatch);
-  for (auto& p : link("combine", s.combine)) f.push_back(p);
-  f.push_back({"tokens", double(s.tokens)});
-  f.push_back({"nodes_per_token_mean", s.nodes_per_token_mean()});
-  f.push_back({"nodes_per_token_max", double(s.nodes_per_token_max)});
-  f.push_back({"experts_per_token_per_node",
-               s.token_node_pairs ? double(s.tokens) * double(top_k) / double(s.token_node_pairs) : 0.0});
-  f.push_back({"ranks_per_token_mean", s.tokens ? double(s.token_rank_pairs) / double(s.tokens) : 0.0});
-  f.push_back({"rows_received", double(s.rows_received)});
-  f.push_back({"expert_load", double(s.expert_load)});
-  f.push_back({"dispatch_time_s", s.dispatch_time_s});
-  f.push_back({"combine_time_s", s.combine_time_s});
-  f.push_back({"expert_time_s", expert_time_s});
-  return f;
-}
-
 // nccl-tests: algbw = size / time; all-to-all busbw = algbw * (n-1)/n (each
 // rank's data, but the part to itself, crosses the fabric).
 struct BwRow {
@@ -234,12 +210,15 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
   RoutingSource source(c.routing, E, K, topo.experts_per_rank);
   Dispatcher dispatcher(topo, c.dispatch);
 
-  std::vector<Expert> local;
-  for (int64_t e = 0; e < topo.experts_per_rank; ++e)
-    local.push_back(make_expert(topo.first_local_expert() + e, H, c.inter, c.routing.seed));
-  std::vector<Expert> all;
-  if (c.verify)
-    for (int64_t e = 0; e < E; ++e) all.push_back(make_expert(e, H, c.inter, c.routing.seed));
+  // Identity experts need no weights: traffic studies at full DeepSeek-V3
+  // shapes (--model deepseek-v3 --set moe.compute=identity) fit in memory.
+  const bool weights = c.compute != "identity";
+  std::vector<Expert> local(topo.experts_per_rank), all(c.verify ? E : 0);
+  if (weights) {
+    for (int64_t e = 0; e < topo.experts_per_rank; ++e)
+      local[e] = make_expert(topo.first_local_expert() + e, H, c.inter, c.routing.seed);
+    for (int64_t e = 0; e < static_cast<int64_t>(all.size()); ++e) all[e] = make_expert(e, H, c.inter, c.routing.seed);
+  }
 
   std::unique_ptr<ResultsRun> run;
   if (results) {
@@ -271,11 +250,16 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
     Rng xr(c.routing.seed * 31 + 0x7f4a7c15ULL * (step + 1) + topo.world_rank);
     for (float& v : x) v = static_cast<float>(xr.normal());
 
+    // NOTE: the barriers keep one rank's earlier work (verification, the
+    // slowest expert) out of the others' dispatch and combine times; expert
+    // imbalance shows in expert_time_s and load_imbalance instead.
+    MPI_Barrier(MPI_COMM_WORLD);
     const Received& r = dispatcher.dispatch(x.data(), idx.data(), w.data(), T, H, K);
     if (step == c.kill_step && topo.world_rank == c.kill_rank) std::raise(SIGKILL);  // fault injection (tests)
     Timer expert_timer;
     run_local_experts(r, topo, local, c, partial);
     const double expert_time_s = expert_timer.seconds();
+    MPI_Barrier(MPI_COMM_WORLD);
     dispatcher.combine(partial.data(), y.data());
 
     if (c.verify) {
@@ -283,24 +267,33 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
       // wire-rounded input. The combine format rounds each partial sum (at
       // the expert rank, and at the relay in two_hop), so the error is
       // bounded by a few units of its rounding times sum_k |w_k y_k|.
-      std::vector<float> xq(x), ref(T * H, 0.0f), mag(T * H, 0.0f), yo(H);
+      std::vector<float> xq(x), ref(T * H, 0.0f), mag(T * H, 0.0f);
       for (int64_t t = 0; t < T; ++t) wire_round_trip(c.dispatch.dispatch_format, &xq[t * H], H);
       double worst = 0.0;
-      for (int64_t t = 0; t < T; ++t)
-        for (int k = 0; k < K; ++k) {
-          expert_forward(all[idx[t * K + k]], c.compute, &xq[t * H], 1, H, c.inter, yo.data());
+      for (int64_t e = 0; e < E; ++e) {  // the tokens of expert e as one batch
+        std::vector<int64_t> slots;
+        for (int64_t i = 0; i < T * K; ++i)
+          if (idx[i] == e) slots.push_back(i);
+        if (slots.empty()) continue;
+        const int64_t n = static_cast<int64_t>(slots.size());
+        std::vector<float> xin(n * H), yout(n * H);
+        for (int64_t a = 0; a < n; ++a) std::copy_n(&xq[(slots[a] / K) * H], H, &xin[a * H]);
+        expert_forward(all[e], c.compute, xin.data(), n, H, c.inter, yout.data());
+        for (int64_t a = 0; a < n; ++a) {
+          const int64_t t = slots[a] / K;
           for (int64_t h = 0; h < H; ++h) {
-            ref[t * H + h] += w[t * K + k] * yo[h];
-            mag[t * H + h] += std::fabs(w[t * K + k] * yo[h]);
+            ref[t * H + h] += w[slots[a]] * yout[a * H + h];
+            mag[t * H + h] += std::fabs(w[slots[a]] * yout[a * H + h]);
           }
         }
+      }
       for (int64_t i = 0; i < T * H; ++i)
         worst = std::max(worst, std::fabs(double(y[i]) - ref[i]) / (double(mag[i]) + 1e-20));
       max_err = std::max(max_err, worst);
     }
 
     // ---- gather this step's figures to rank 0 ----
-    const auto figs = rank_figures(dispatcher.stats(), K, expert_time_s);
+    const auto figs = traffic_figures(dispatcher.stats(), K, expert_time_s);
     std::vector<double> mine;
     for (const auto& p : figs) mine.push_back(p.second);
     const int nf = static_cast<int>(mine.size()), n = topo.world_size;
@@ -394,11 +387,16 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
                                  .c_str()
                            : "off");
     ctx.print() << line;
+    // Dispatch/combine in the nccl-tests table: size = bytes a rank sends
+    // per step (mean over ranks, both link classes), count = its tokens.
     const double nranks = topo.world_size;
-    bw_rows.push_back({"dispatch", sum_disp_bytes / steps / nranks, double(T),
-                       wire_format_name(c.dispatch.dispatch_format), sum_dispatch / steps});
-    bw_rows.push_back({"combine", sum_comb_bytes / steps / nranks, double(T),
-                       wire_format_name(c.dispatch.combine_format), sum_combine / steps});
+    std::vector<BwRow> rows = {
+        {"dispatch", sum_disp_bytes / steps / nranks, double(T), wire_format_name(c.dispatch.dispatch_format),
+         sum_dispatch / steps},
+        {"combine", sum_comb_bytes / steps / nranks, double(T), wire_format_name(c.dispatch.combine_format),
+         sum_combine / steps}};
+    print_bw_table(ctx.print(), rows, topo.ep);
+    bw_rows.insert(bw_rows.end(), rows.begin(), rows.end());
   }
   if (run) {
     run->group().set_attr("verify_max_rel_err", worst_err);
@@ -459,7 +457,8 @@ void alltoall_bench(const CommandContext& ctx, const std::vector<int64_t>& sizes
   }
   const double mem = memcpy_GBps(*std::max_element(sizes.begin(), sizes.end()), std::max(iters, 10));
   if (!ctx.is_root()) return;
-  print_bw_table(ctx.print(), rows, n);
+  ctx.print() << "# MPI_Alltoall over " << n << " ranks\n";
+  print_bw_table(ctx.print(), std::vector<BwRow>(rows.end() - size_col.size(), rows.end()), n);
   char line[300];
   std::snprintf(line, sizeof line,
                 "# memcpy (one rank, %lld B): %.2f GB/s; best all-to-all busbw / memcpy = %.3f\n",

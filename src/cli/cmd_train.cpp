@@ -11,6 +11,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include <mpi.h>
+
+#include "parallel/topology.hpp"
+#include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
 
 namespace moelab {
@@ -25,6 +29,7 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "INI sections: [model] [data] [train] [balance] [mtp] [output]; sweep lines run\n"
                       "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.");
   train::declare_train_options(opts.add());
+  train::declare_ep_train_options(opts.add());
   if (!opts.parse(args, ctx)) return 0;
 
   const std::vector<ConfigPairs> points = opts.sweep_points();
@@ -44,9 +49,38 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     std::optional<ResultsRun> run;
     if (ctx.is_root()) run.emplace(results->new_run(name, opts.resolved()));
     ctx.print() << "== run " << name << "\n";
+    // Under mpirun: the expert-parallel loop (EP x DP over the world).
     train::TrainHooks hooks;
+    auto traffic = std::make_shared<parallel::TrafficStats>();
+    if (ctx.world_size > 1) {
+      std::string text;
+      for (const auto& [k, v] : opts.resolved()) text += k + "=" + v + "\n";
+      parallel::check_same_config(MPI_COMM_WORLD, text);
+      hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size), traffic);
+    }
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
+    if (ctx.world_size > 1) {
+      // EP traffic of the whole run (forward and backward of every MoE layer), summed over ranks.
+      double v[4] = {double(traffic->dispatch.bytes_sent_inter), double(traffic->dispatch.bytes_sent_intra),
+                     double(traffic->tokens), double(traffic->nodes_per_token_max)};
+      double sum[3] = {0, 0, 0}, mx = 0;
+      MPI_Allreduce(v, sum, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      MPI_Allreduce(&v[3], &mx, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      double comm_s = traffic->dispatch_time_s + traffic->combine_time_s, comm_max = 0;
+      MPI_Allreduce(&comm_s, &comm_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "EP traffic: dispatch bytes (forward + backward) per token per MoE layer %.1f inter-node, %.1f intra-node; max nodes "
+                    "per token %.0f; dispatch+combine %.1f ms per step (slowest rank)\n",
+                    sum[0] / std::max(1.0, sum[2]), sum[1] / std::max(1.0, sum[2]), mx,
+                    s.steps_done > 0 ? comm_max / double(s.steps_done) * 1e3 : 0.0);
+      ctx.print() << line;
+      if (run) {
+        run->group().set_attr("ep_dispatch_inter_node_bytes_per_token", sum[0] / std::max(1.0, sum[2]));
+        run->group().set_attr("ep_nodes_per_token_max", mx);
+      }
+    }
     if (run) {
       if (s.stopped_early)
         run->fail("stopped after " + std::to_string(s.steps_done) + " steps (train.stop_after); resume with "

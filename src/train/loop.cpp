@@ -191,12 +191,13 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
   int64_t timed_steps = 0;
   int64_t last_eval_step = -1;
   auto maybe_checkpoint = [&](int64_t next_step, bool force) {
-    if (cfg.checkpoint_dir.empty()) return;
+    if (cfg.checkpoint_dir.empty() || !hooks.write_checkpoints) return;
     if (!force && !(cfg.checkpoint_every > 0 && next_step % cfg.checkpoint_every == 0)) return;
     save_checkpoint(cfg.checkpoint_dir, params, optimizer, next_step);
   };
   auto do_eval = [&](int64_t step_done) {
-    EvalResult e = evaluate(params, mcfg, evals, num_domains, ctx, hooks.reduce_load);
+    EvalResult e = evaluate(params, mcfg, evals, num_domains, ctx,
+                            hooks.reduce_eval_load ? hooks.reduce_eval_load : hooks.reduce_load);
     log_eval(run, step_done, e, num_domains, static_cast<int64_t>(e.maxvio_global.size()), E);
     summary.final_eval_loss = e.loss;
     summary.final_maxvio_global = mean(e.maxvio_global);
@@ -215,16 +216,22 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
       break;
     }
     Timer timer;
-    const Batch batch = batches.batch(step);
+    const Batch batch = hooks.local_batch ? hooks.local_batch(batches.batch(step)) : batches.batch(step);
     params.zero_grad();
     const double lambda = cfg.mtp_lambda.lambda(step);
-    const ModelLosses losses =
-        model_forward(saved, params, mcfg, batch.inputs, batch.targets, cfg.batch_size, cfg.seq_len, lambda, ctx);
+    ModelLosses losses =
+        model_forward(saved, params, mcfg, batch.inputs, batch.targets, batch.batch_size, batch.seq_len, lambda, ctx);
 
     // Balance losses: their gradient wrt the router scores joins the MoE backward.
     std::vector<MoeLayerRef<float>> layers = moe_layers(params, saved);
-    const double aux_loss = add_balance_losses(layers, cfg.balance, E, mcfg.num_experts_per_tok);
+    double aux_loss = add_balance_losses(layers, cfg.balance, E, mcfg.num_experts_per_tok);
     model_backward(params, saved, mcfg, ctx);
+    if (hooks.reduce_grads) hooks.reduce_grads(params);
+    if (hooks.reduce_mean) {
+      losses.loss = hooks.reduce_mean(losses.loss);
+      for (double& l : losses.mtp_losses) l = hooks.reduce_mean(l);
+      aux_loss = hooks.reduce_mean(aux_loss);
+    }
     const double grad_norm = clip_grad_norm(slots, cfg.grad_clip);
     const double lr = cfg.lr.lr(step);
     optimizer.step(lr);
@@ -285,6 +292,7 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
            << fmt("%.3f", summary.final_maxvio_batch) << "  " << fmt("%.0f", tokens_per_s) << " tok/s\n";
       out->flush();
     }
+    if (hooks.after_step) hooks.after_step(step, run);
     if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) do_eval(step + 1);
     maybe_checkpoint(step + 1, false);
   }

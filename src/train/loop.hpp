@@ -36,6 +36,19 @@ struct TrainHooks {
   // Adjusts the model context (e.g. installs an expert-parallel experts factory).
   std::function<void(ModelContext<float>&)> setup_context;
   std::ostream* progress = nullptr;  // progress lines; null: quiet
+  // ---- data/expert parallelism (train/ep_hooks.hpp installs these) ----
+  // This rank's share of the global training batch (empty: all of it).
+  std::function<Batch(const Batch&)> local_batch;
+  // After model_backward, before clipping: sum/average grads across ranks.
+  std::function<void(ModelParams<float>&)> reduce_grads;
+  // Mean of a per-rank scalar (the logged losses) over ranks.
+  std::function<double(double)> reduce_mean;
+  // Load reduction for evaluation, where every rank sees every held-out
+  // token (empty: reduce_load).
+  LoadReducer reduce_eval_load;
+  bool write_checkpoints = true;  // false on all but one rank
+  // After each step's logging (every rank; `run` is null off rank 0).
+  std::function<void(int64_t step, ResultsRun* run)> after_step;
 };
 
 struct TrainSummary {

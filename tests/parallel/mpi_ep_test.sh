@@ -45,4 +45,14 @@ err=$(timeout 60 "$mpiexec" -np 4 $flags "$moelab" ep $small --set debug.kill_ra
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "killed rank gave status $rc (124 = hang): $err"
 echo "ok: killed rank ended the job with status $rc in $(( $(date +%s) - start )) s"
-echo "4 passed, 0 failed"
+# 5. moelab train under mpirun: v3-tiny's group-limited router (4 groups, top 2)
+# is the node limit on 4 one-rank nodes with M = 2: no token reaches 3 nodes.
+out=$(timeout 120 "$mpiexec" -np 4 $flags "$moelab" train --set model.preset=v3-tiny \
+      --set data.corpus="$(dirname "$0")/../fixtures/corpus_sample.h5" --set data.seq_len=32 --set data.batch_size=4 \
+      --set train.steps=2 --set train.eval_every=0 --set train.eval_batches=1 --set output.out="$dir/t.h5" \
+      --set parallel.gpus_per_node=1 --set parallel.max_nodes=2 --set parallel.dispatch=two_hop 2>&1) || fail "train: $out"
+grep -q "max nodes per token 2;" <<<"$out" || fail "train EP traffic line: $out"
+show=$("$moelab" show "$dir/t.h5" 2>&1)
+grep -q "comm/nodes_per_token_max \[2, 4\].*max 2$" <<<"$show" || fail "train comm/ datasets: $show"
+echo "ok: moelab train runs EP 4 with the group limit as the node limit (max 2 nodes per token)"
+echo "5 passed, 0 failed"
