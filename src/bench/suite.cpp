@@ -152,7 +152,7 @@ EntryResult run_micro(const SuiteEntry& e, const RunOptions& o, const fs::path& 
   EntryResult r;
   const fs::path binary = fs::path(o.bench_dir) / e.program;
   if (!fs::exists(binary)) {
-    r.status = std::string("skipped: ") + e.program + " not built in " + o.bench_dir;
+    r.status = std::string("skipped: ") + e.program + " not built";
     return r;
   }
   const std::string json = (work / (std::string(e.name) + ".json")).string();
@@ -282,7 +282,7 @@ EntryResult run_callgrind(const SuiteEntry& e, const RunOptions& o, const fs::pa
     return r;
   }
   if (!fs::exists(binary)) {
-    r.status = "skipped: callgrind_kernels not built in " + o.bench_dir;
+    r.status = "skipped: callgrind_kernels not built";
     return r;
   }
   if (!has_valgrind()) {
