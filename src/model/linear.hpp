@@ -1,0 +1,40 @@
+// Linear layer without bias, nn.Linear weight order W [N, K]:
+//   forward   y [rows, N] = x [rows, K] · W^T
+//   backward  dx [rows, K] = dy · W (= or +=),   dW [N, K] += dy^T · x
+// Precision: fp32 (sgemm), bf16 (inputs rounded to BF16, FP32 accumulation)
+// and fp8 (DeepSeek-V3 fine-grained FP8: 1x128 activation tiles, 128x128
+// weight blocks, all three GEMMs; emulated by src/numerics). double
+// (gradient checks) supports fp32 only.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cpu/gemm.hpp"
+#include "core/tensor.hpp"
+#include "model/param.hpp"
+
+namespace moelab {
+
+using GemmPrecision = cpu::GemmPrecision;
+
+// Pointer form for strided outputs/inputs (a slice of a wider row):
+// y [rows, N] (leading dim ldy) = beta * y + x [rows, K] (leading dim ldx) · W^T.
+template <typename T>
+void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, int64_t rows, const Tensor<T>& w,
+                    GemmPrecision precision, T beta = T(0));
+
+// dx (may be null: skipped) [rows, K] (ldx) = beta_dx * dx + dy · W;  dW [N, K] += dy^T · x.
+template <typename T>
+void linear_backward(T* dx, int64_t lddx, T beta_dx, Tensor<T>& dw, const T* dy, int64_t lddy, const T* x,
+                     int64_t ldx, int64_t rows, const Tensor<T>& w, GemmPrecision precision);
+
+// Tensor forms: x [rows, K] -> y [rows, N] (y resized).
+template <typename T>
+void linear_forward(Tensor<T>& y, const Tensor<T>& x, const Param<T>& w, GemmPrecision precision);
+
+// dx (=, resized; or += when accumulate_dx) from dy [rows, N]; w.grad +=.
+template <typename T>
+void linear_backward(Tensor<T>* dx, Param<T>& w, const Tensor<T>& dy, const Tensor<T>& x, GemmPrecision precision,
+                     bool accumulate_dx = false);
+
+}  // namespace moelab
