@@ -44,7 +44,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "Absent binaries or subcommands are skipped with a note. Exit status 1 when an entry\n"
                       "fails. Compare two files with `moelab compare BASE.h5 NEW.h5`.");
   opts.add()("suite", po::value<std::string>()->default_value("quick"),
-             "quick (a few minutes: what scripts/regress.sh runs), full, or probe (self-test)")  //
+             "quick (a few minutes: what scripts/regress.sh runs), full, or probe / probe_e2e (self-tests)")  //
       ("out", po::value<std::string>()->value_name("FILE.h5"), "results file to write")  //
       ("force", po::bool_switch(), "overwrite --out if it exists")  //
       ("repetitions", po::value<int>()->default_value(0),
@@ -61,7 +61,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
   const std::string suite = opts.get<std::string>("suite");
   bool known = false;
   for (const auto& e : bench::suite_table()) known = known || bench::entry_in_suite(e, suite);
-  MOE_CHECK(known) << "--suite '" << suite << "': expected quick, full or probe";
+  MOE_CHECK(known) << "--suite '" << suite << "': expected quick, full, probe or probe_e2e";
 
   bench::RunOptions run;
   run.suite = suite;
