@@ -73,7 +73,6 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   const ExpertPointers<T> w(experts);
   Tensor<T>& dh = s.dh;
   prepare(dh, {R, I});
-  Tensor<T> dh({R, I});
   if (precision == GemmPrecision::fp8) {  // per expert: Dgrad and Wgrad of the FP8 linear
     if (dxp.numel() != R * H) dxp.resize({R, H});
     for (int64_t e = 0; e < E; ++e) {
