@@ -95,9 +95,9 @@ const std::vector<Kernel>& kernels() {
            cpu::topk_route<float>(idx->data(), weight->data(), scores->data(), nullptr, tokens, params);
          });
        }},
-      {"rmsnorm_fwd", "RMSNorm forward, x[256,7168] (V3 hidden)",
+      {"rmsnorm_fwd", "RMSNorm forward, x[64,7168] (V3 hidden, 64 tokens)",
        [] {
-         const int64_t rows = 256, dim = 7168;
+         const int64_t rows = 64, dim = 7168;
          auto x = std::make_shared<std::vector<float>>(random_matrix(rows * dim, 7));
          auto w = std::make_shared<std::vector<float>>(random_matrix(dim, 8));
          auto y = std::make_shared<std::vector<float>>(rows * dim);
@@ -105,9 +105,9 @@ const std::vector<Kernel>& kernels() {
          return std::function<void()>(
              [=] { cpu::rmsnorm_forward<float>(y->data(), inv->data(), x->data(), w->data(), rows, dim, 1e-6); });
        }},
-      {"swiglu_fwd", "SwiGLU forward, gate/up [512,2048] (V3 expert inner, 512 tokens)",
+      {"swiglu_fwd", "SwiGLU forward, gate/up [128,2048] (V3 expert inner, 128 tokens)",
        [] {
-         const int64_t rows = 512, n = 2048;
+         const int64_t rows = 128, n = 2048;
          auto gu = std::make_shared<std::vector<float>>(random_matrix(rows * 2 * n, 9));
          auto h = std::make_shared<std::vector<float>>(rows * n);
          return std::function<void()>(

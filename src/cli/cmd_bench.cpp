@@ -54,6 +54,8 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
       ("only", po::value<std::string>()->default_value(""), "comma-separated entry names to run (default: all)")  //
       ("bench-dir", po::value<std::string>()->default_value(""),
        "directory of the bench_* binaries and callgrind_kernels (default: experiments/micro next to moelab)")  //
+      ("moelab", po::value<std::string>()->default_value(""),
+       "moelab binary the end-to-end entries run (default: this one)")  //
       ("callgrind", po::value<bool>()->default_value(true), "run the callgrind instruction-count entries (needs valgrind)")  //
       ("keep-logs", po::bool_switch(), "keep the work directory (logs, JSON, callgrind files) next to --out")  //
       ("list", po::bool_switch(), "list the suite's entries and whether each is available, then exit");
@@ -66,6 +68,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
   bench::RunOptions run;
   run.suite = suite;
   run.moelab_binary = (std::filesystem::path(self_directory()) / "moelab").string();
+  if (!opts.get<std::string>("moelab").empty()) run.moelab_binary = opts.get<std::string>("moelab");
   run.bench_dir = opts.get<std::string>("bench-dir");
   if (run.bench_dir.empty()) run.bench_dir = (std::filesystem::path(self_directory()) / "experiments" / "micro").string();
   run.repetitions = opts.get<int>("repetitions");
