@@ -93,6 +93,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
       std::string what = e.kind == bench::EntryKind::e2e ? std::string("moelab ") + e.program + " " + e.args
                          : e.kind == bench::EntryKind::callgrind ? std::string("callgrind_kernels ") + e.program
                                                                  : std::string(e.program) + " " + e.args;
+      if (e.mpi_ranks > 1) what = "mpirun -np " + std::to_string(e.mpi_ranks) + " " + what;
       ctx.print() << "  " << e.name << "  [" << kind << "]  " << what << "\n";
     }
     return 0;
