@@ -26,12 +26,7 @@ baseline=${MOELAB_BASELINE:-$root/results/baselines/quick.h5}
 out=${MOELAB_REGRESS_OUT:-$build/regress/quick.h5}
 export OMP_WAIT_POLICY=passive
 
-"$root/scripts/install-deps.sh"
-[ -f "$build/CMakeCache.txt" ] || cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-# moelab, the probe of the callgrind entries and every micro-benchmark there is.
-targets=(moelab callgrind_kernels)
-for src in "$root"/experiments/micro/bench_*.cpp; do targets+=("$(basename "$src" .cpp)"); done
-cmake --build "$build" -j "${MOELAB_JOBS:-2}" --target "${targets[@]}"
+source "$root/scripts/bench_build.sh"
 
 mkdir -p "$(dirname "$out")"
 [ -f "$baseline" ] || { echo "regress: no baseline $baseline (record one: scripts/record_baseline.sh)" >&2; exit 2; }
