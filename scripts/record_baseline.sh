@@ -14,11 +14,7 @@ reps=${MOELAB_BASELINE_REPS:-5}
 out="$root/results/baselines/$suite.h5"
 export OMP_WAIT_POLICY=passive
 
-"$root/scripts/install-deps.sh"
-[ -f "$build/CMakeCache.txt" ] || cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(moelab callgrind_kernels)
-for src in "$root"/experiments/micro/bench_*.cpp; do targets+=("$(basename "$src" .cpp)"); done
-cmake --build "$build" -j "${MOELAB_JOBS:-2}" --target "${targets[@]}"
+source "$root/scripts/bench_build.sh"
 
 if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- src kernels experiments 2>/dev/null)" ]; then
   echo "record_baseline: warning: uncommitted changes in src/ kernels/ experiments/ (the baseline's commit says -dirty)" >&2

@@ -12,6 +12,7 @@
 //
 // Adding a kernel: one line in kKernels below and one line in the suite table
 // (src/bench/suite.cpp).
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,9 @@
 #include <vector>
 
 #include "backend/cpu/gemm.hpp"
+#include "backend/cpu/rmsnorm.hpp"
+#include "backend/cpu/swiglu.hpp"
+#include "backend/cpu/topk.hpp"
 #include "core/rng.hpp"
 #include "numerics/errcurve.hpp"
 #include "numerics/fp8_gemm.hpp"
@@ -78,6 +82,36 @@ const std::vector<Kernel>& kernels() {
            auto y = numerics::fp8_gemm(*qa, *qw, {13, 128});
            if (y.empty()) std::abort();
          });
+       }},
+      {"router_topk", "group-limited top-8 of 256 experts (8 groups, 4 kept), 1024 tokens (V3 gate)",
+       [] {
+         const int64_t tokens = 1024, experts = 256;
+         auto scores = std::make_shared<std::vector<float>>(random_matrix(tokens * experts, 6));
+         for (auto& s : *scores) s = 1.0f / (1.0f + std::exp(-s));  // sigmoid affinities, as V3's gate
+         auto idx = std::make_shared<std::vector<int32_t>>(tokens * 8);
+         auto weight = std::make_shared<std::vector<float>>(tokens * 8);
+         const shared::RouteParams params{static_cast<int>(experts), 8, 4, 8, shared::kRouteNoauxTc, true, 2.5};
+         return std::function<void()>([=] {
+           cpu::topk_route<float>(idx->data(), weight->data(), scores->data(), nullptr, tokens, params);
+         });
+       }},
+      {"rmsnorm_fwd", "RMSNorm forward, x[64,7168] (V3 hidden, 64 tokens)",
+       [] {
+         const int64_t rows = 64, dim = 7168;
+         auto x = std::make_shared<std::vector<float>>(random_matrix(rows * dim, 7));
+         auto w = std::make_shared<std::vector<float>>(random_matrix(dim, 8));
+         auto y = std::make_shared<std::vector<float>>(rows * dim);
+         auto inv = std::make_shared<std::vector<float>>(rows);
+         return std::function<void()>(
+             [=] { cpu::rmsnorm_forward<float>(y->data(), inv->data(), x->data(), w->data(), rows, dim, 1e-6); });
+       }},
+      {"swiglu_fwd", "SwiGLU forward, gate/up [128,2048] (V3 expert inner, 128 tokens)",
+       [] {
+         const int64_t rows = 128, n = 2048;
+         auto gu = std::make_shared<std::vector<float>>(random_matrix(rows * 2 * n, 9));
+         auto h = std::make_shared<std::vector<float>>(rows * n);
+         return std::function<void()>(
+             [=] { cpu::swiglu_forward<float>(h->data(), gu->data(), gu->data() + n, rows, n, 2 * n); });
        }},
   };
   return table;

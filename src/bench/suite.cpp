@@ -32,7 +32,7 @@ namespace moelab::bench {
 
 // ---- the suite: one line per entry ---------------------------------------------------
 // quick: what scripts/regress.sh runs (a few minutes on 2 cores); full: everything.
-// probe: the self-test of tests/bench (a sleeping benchmark).
+// probe, probe_e2e: the self-tests of tests/bench (a spinning benchmark; a simulated schedule).
 // NOTE: benchmark filters keep the quick suite short; entries of binaries that
 // are not built yet are skipped with a note, so they can be listed ahead.
 const std::vector<SuiteEntry>& suite_table() {
@@ -43,19 +43,34 @@ const std::vector<SuiteEntry>& suite_table() {
       {"fp8",             "quick",      EntryKind::micro,   "bench_fp8",       "--benchmark_filter=BM_fp8_quantize/1x128", 1, ""},
       {"fp8",             "full",       EntryKind::micro,   "bench_fp8",       "",                                        1, ""},
       {"router",          "quick,full", EntryKind::micro,   "bench_router",    "",                                        1, ""},
-      {"mla",             "quick,full", EntryKind::micro,   "bench_mla",       "",                                        1, ""},
-      {"moe_layer",       "quick,full", EntryKind::micro,   "bench_moe_layer", "",                                        1, ""},
-      {"schedule",        "quick,full", EntryKind::micro,   "bench_schedule",  "",                                        1, ""},
+      {"mla",             "quick",      EntryKind::micro,   "bench_mla",       "--benchmark_filter=seqs:16/",             1, ""},
+      {"mla",             "full",       EntryKind::micro,   "bench_mla",       "",                                        1, ""},
+      // NOTE: bench_moe_layer fixes MinTime(2.0) per case (paired timing): ~150 s
+      // for 5 repetitions of one case on the loaded 2-core machine, so full only.
+      {"moe_layer",       "full",       EntryKind::micro,   "bench_moe_layer", "",                                        1, ""},
+      {"schedule",        "quick",      EntryKind::micro,   "bench_schedule",  "--benchmark_filter=pp:8/",                1, ""},
+      {"schedule",        "full",       EntryKind::micro,   "bench_schedule",  "",                                        1, ""},
+      {"grouped_gemm",    "full",       EntryKind::micro,   "bench_grouped_gemm", "",                                     1, ""},
+      {"permute",         "full",       EntryKind::micro,   "bench_permute",   "",                                        1, ""},
+      {"rmsnorm",         "full",       EntryKind::micro,   "bench_rmsnorm",   "",                                        1, ""},
+      {"rope",            "full",       EntryKind::micro,   "bench_rope",      "",                                        1, ""},
+      {"swiglu",          "full",       EntryKind::micro,   "bench_swiglu",    "",                                        1, ""},
+      {"plan",            "full",       EntryKind::micro,   "bench_plan",      "",                                        1, ""},
+      {"kernels_gpu",     "full",       EntryKind::micro,   "bench_kernels_gpu", "",                                      1, ""},
       {"dispatch",        "full",       EntryKind::micro,   "bench_dispatch",  "",                                        2, ""},
       {"fp8_errcurve",    "quick,full", EntryKind::e2e,     "fp8",             "errcurve --k 256,1024,4096 --trials 1 --m 32 --n 32 --out {out} --force", 1, "fp8/errcurve/normwise:exact,fp8/errcurve/max_rel:exact"},
-      {"train_v3_tiny",   "quick,full", EntryKind::e2e,     "train",           "--set model=v3-tiny --set train.steps=10 --set train.seed=1 --out {out} --force", 1, "train/loss:exact,train/step_time_s:lower:s"},
-      {"ep2_step",        "quick,full", EntryKind::e2e,     "train",           "--set model=v3-tiny --set train.steps=2 --set parallel.ep=2 --out {out} --force", 2, "train/loss:exact,train/step_time_s:lower:s"},
-      {"dualpipe_sim",    "quick,full", EntryKind::e2e,     "schedule",        "--kind dualpipe --pp 4 --microbatches 8 --f 1 --b 2 --w 1 --fb 3 --out {out} --force", 1, ""},
+      {"train_v3_tiny",   "quick,full", EntryKind::e2e,     "train",           "--set model.preset=v3-tiny --set train.steps=5 --set train.seed=1 --set data.batch_size=2 --set data.seq_len=64 --set train.eval_batches=1 --set data.corpus={source}/tests/fixtures/corpus_sample.h5 --set output.out={out} --set output.force=true", 1, "train/loss:exact,train/grad_norm:exact,train/step_time_s:lower:s"},
+      {"ep2_step",        "quick,full", EntryKind::e2e,     "ep",              "--set parallel.ep=2 --set run.steps=3 --set bench.a2a_sizes=65536 --out {out} --force", 2, "comm/inter_node_bytes_per_token:exact,comm/load_imbalance:exact"},
+      {"dualpipe_sim",    "quick,full", EntryKind::e2e,     "schedule",        "--kind dualpipe --pp 4 --microbatches 8 --f 1 --b 2 --w 1 --fb 3 --out {out} --force", 1, "schedule@makespan_s:exact,schedule/events/start_s:exact,schedule/events/end_s:exact"},
       {"gemm_fp32",       "quick,full", EntryKind::callgrind, "gemm_fp32",     "1",                                       1, ""},
       {"gemm_bf16",       "quick,full", EntryKind::callgrind, "gemm_bf16",     "1",                                       1, ""},
       {"fp8_quantize",    "quick,full", EntryKind::callgrind, "fp8_quantize_1x128", "1",                                  1, ""},
       {"fp8_gemm",        "quick,full", EntryKind::callgrind, "fp8_gemm_acc13", "1",                                      1, ""},
+      {"router_topk",     "quick,full", EntryKind::callgrind, "router_topk",   "1",                                       1, ""},
+      {"rmsnorm_fwd",     "quick,full", EntryKind::callgrind, "rmsnorm_fwd",   "1",                                       1, ""},
+      {"swiglu_fwd",      "quick,full", EntryKind::callgrind, "swiglu_fwd",    "1",                                       1, ""},
       {"probe",           "probe",      EntryKind::micro,   "bench_probe",     "",                                        1, ""},
+      {"dualpipe_sim",    "probe_e2e",  EntryKind::e2e,     "schedule",        "--kind dualpipe --pp 4 --microbatches 8 --f 1 --b 2 --w 1 --fb 3 --out {out} --force", 1, "schedule@makespan_s:exact,schedule/events/start_s:exact,no/such/series:exact"},
   };
   return table;
 }
@@ -152,7 +167,7 @@ EntryResult run_micro(const SuiteEntry& e, const RunOptions& o, const fs::path& 
   EntryResult r;
   const fs::path binary = fs::path(o.bench_dir) / e.program;
   if (!fs::exists(binary)) {
-    r.status = std::string("skipped: ") + e.program + " not built in " + o.bench_dir;
+    r.status = std::string("skipped: ") + e.program + " not built";
     return r;
   }
   const std::string json = (work / (std::string(e.name) + ".json")).string();
@@ -218,7 +233,8 @@ EntryResult run_e2e(const SuiteEntry& e, const RunOptions& o, const fs::path& wo
   for (int rep = 0; rep < reps; ++rep) {
     const std::string out = (work / (std::string(e.name) + "_" + std::to_string(rep) + ".h5")).string();
     const std::string log = (work / (std::string(e.name) + "_" + std::to_string(rep) + ".log")).string();
-    std::string command = quote(o.moelab_binary) + " " + e.program + " " + replace_all(e.args, "{out}", quote(out));
+    std::string command = quote(o.moelab_binary) + " " + e.program + " " +
+                          replace_all(replace_all(e.args, "{out}", quote(out)), "{source}", MOELAB_SOURCE_DIR);
     if (e.mpi_ranks > 1)
       command = "mpirun --oversubscribe " + std::string(getuid() == 0 ? "--allow-run-as-root " : "") + "-np " +
                 std::to_string(e.mpi_ranks) + " " + command;
@@ -240,16 +256,24 @@ EntryResult run_e2e(const SuiteEntry& e, const RunOptions& o, const fs::path& wo
       bool found = false;
       for (const auto& run_name : run_names) {
         h5::Group run = runs.open_group(run_name);
-        if (!run.has(specs[i].path)) continue;
+        std::vector<double> v;
+        const auto at = specs[i].path.find('@');
+        if (at != std::string::npos) {  // "group@attribute": one value
+          const std::string group = specs[i].path.substr(0, at), attr = specs[i].path.substr(at + 1);
+          if (!run.is_group(group) || !run.open_group(group).has_attr(attr)) continue;
+          v = {run.open_group(group).attr_double(attr)};
+        } else {
+          if (!run.has(specs[i].path)) continue;
+          Tensor<double> values = run.read<double>(specs[i].path);
+          v.assign(values.ptr(), values.ptr() + values.numel());
+        }
         found = true;
-        Tensor<double> values = run.read<double>(specs[i].path);
-        std::vector<double> v(values.ptr(), values.ptr() + values.numel());
         std::vector<double> steps;
         const auto slash = specs[i].path.rfind('/');
         const std::string step_path = (slash == std::string::npos ? "" : specs[i].path.substr(0, slash + 1)) + "step";
-        if (run.has(step_path)) {
+        if (at == std::string::npos && run.has(step_path)) {
           Tensor<double> s = run.read<double>(step_path);
-          if (s.numel() == values.numel()) steps.assign(s.ptr(), s.ptr() + s.numel());
+          if (s.numel() == static_cast<int64_t>(v.size())) steps.assign(s.ptr(), s.ptr() + s.numel());
         }
         if (specs[i].direction == Direction::exact) {
           if (rep == 0) {
@@ -282,7 +306,7 @@ EntryResult run_callgrind(const SuiteEntry& e, const RunOptions& o, const fs::pa
     return r;
   }
   if (!fs::exists(binary)) {
-    r.status = "skipped: callgrind_kernels not built in " + o.bench_dir;
+    r.status = "skipped: callgrind_kernels not built";
     return r;
   }
   if (!has_valgrind()) {

@@ -29,10 +29,12 @@ struct SuiteEntry {
   const char* suites;   // suites holding it: "quick,full", "full", "probe"
   EntryKind kind;
   const char* program;  // micro: benchmark binary; e2e: moelab subcommand; callgrind: kernel name
-  const char* args;     // micro: extra flags; e2e: arguments ({out} = its results file), shell syntax
+  const char* args;     // micro: extra flags; e2e: arguments ({out} = its results file, {source} = the
+                        // source tree), shell syntax
                         // (quote | and *); callgrind: iterations
   int mpi_ranks;        // e2e: > 1 runs the subcommand under mpirun -np N
-  const char* series;   // e2e: "path:direction[:unit],..." per-step datasets to keep as figures
+  const char* series;   // e2e: "path:direction[:unit],..." datasets (under the run group) to keep as
+                        // figures; "group@attribute" takes one attribute
 };
 
 const std::vector<SuiteEntry>& suite_table();

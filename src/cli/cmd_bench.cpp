@@ -44,7 +44,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "Absent binaries or subcommands are skipped with a note. Exit status 1 when an entry\n"
                       "fails. Compare two files with `moelab compare BASE.h5 NEW.h5`.");
   opts.add()("suite", po::value<std::string>()->default_value("quick"),
-             "quick (a few minutes: what scripts/regress.sh runs), full, or probe (self-test)")  //
+             "quick (a few minutes: what scripts/regress.sh runs), full, or probe / probe_e2e (self-tests)")  //
       ("out", po::value<std::string>()->value_name("FILE.h5"), "results file to write")  //
       ("force", po::bool_switch(), "overwrite --out if it exists")  //
       ("repetitions", po::value<int>()->default_value(0),
@@ -54,6 +54,8 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
       ("only", po::value<std::string>()->default_value(""), "comma-separated entry names to run (default: all)")  //
       ("bench-dir", po::value<std::string>()->default_value(""),
        "directory of the bench_* binaries and callgrind_kernels (default: experiments/micro next to moelab)")  //
+      ("moelab", po::value<std::string>()->default_value(""),
+       "moelab binary the end-to-end entries run (default: this one)")  //
       ("callgrind", po::value<bool>()->default_value(true), "run the callgrind instruction-count entries (needs valgrind)")  //
       ("keep-logs", po::bool_switch(), "keep the work directory (logs, JSON, callgrind files) next to --out")  //
       ("list", po::bool_switch(), "list the suite's entries and whether each is available, then exit");
@@ -61,11 +63,12 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
   const std::string suite = opts.get<std::string>("suite");
   bool known = false;
   for (const auto& e : bench::suite_table()) known = known || bench::entry_in_suite(e, suite);
-  MOE_CHECK(known) << "--suite '" << suite << "': expected quick, full or probe";
+  MOE_CHECK(known) << "--suite '" << suite << "': expected quick, full, probe or probe_e2e";
 
   bench::RunOptions run;
   run.suite = suite;
   run.moelab_binary = (std::filesystem::path(self_directory()) / "moelab").string();
+  if (!opts.get<std::string>("moelab").empty()) run.moelab_binary = opts.get<std::string>("moelab");
   run.bench_dir = opts.get<std::string>("bench-dir");
   if (run.bench_dir.empty()) run.bench_dir = (std::filesystem::path(self_directory()) / "experiments" / "micro").string();
   run.repetitions = opts.get<int>("repetitions");
@@ -90,6 +93,7 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
       std::string what = e.kind == bench::EntryKind::e2e ? std::string("moelab ") + e.program + " " + e.args
                          : e.kind == bench::EntryKind::callgrind ? std::string("callgrind_kernels ") + e.program
                                                                  : std::string(e.program) + " " + e.args;
+      if (e.mpi_ranks > 1) what = "mpirun -np " + std::to_string(e.mpi_ranks) + " " + what;
       ctx.print() << "  " << e.name << "  [" << kind << "]  " << what << "\n";
     }
     return 0;

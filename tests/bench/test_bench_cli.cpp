@@ -103,6 +103,30 @@ TEST_F(BenchCli, RerunPassesAndTwentyPercentSlowdownFails) {
   for (const auto& p : {rerun, slow, json, cmp}) fs::remove(p);
 }
 
+TEST(BenchE2e, SubcommandSeriesAndAttributesBecomeExactFigures) {
+  // moelab schedule's DualPipe simulation: its makespan (an attribute) and
+  // event start times (a dataset) are exact figures; a series the run does not
+  // write is noted, not fatal.
+  const std::string out = tmp("e2e.h5");
+  const auto r = run_command("bench --suite probe_e2e --repetitions 1 --force --out " + out);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const bench::FigureSet set = bench::load_figures(out);
+  const bench::Figure* makespan = set.find("e2e/dualpipe_sim", "schedule@makespan_s");
+  ASSERT_TRUE(makespan) << r.out;
+  EXPECT_EQ(makespan->direction, bench::Direction::exact);
+  ASSERT_EQ(makespan->samples.size(), 1u);
+  EXPECT_GT(makespan->samples[0], 0.0);
+  const bench::Figure* starts = set.find("e2e/dualpipe_sim", "schedule/events/start_s");
+  ASSERT_TRUE(starts);
+  EXPECT_GT(starts->samples.size(), 8u);
+  ASSERT_TRUE(set.find("e2e/dualpipe_sim", "wall_time"));
+  EXPECT_NE(r.out.find("no dataset no/such/series"), std::string::npos) << r.out;
+  const auto same = run_command("compare " + out + " " + out);
+  EXPECT_EQ(same.status, 0) << same.out;
+  EXPECT_NE(same.out.find("identical"), std::string::npos) << same.out;
+  fs::remove(out);
+}
+
 TEST(CompareCli, OneUlpLossChangeNamesItsStep) {
   const std::string a = tmp("loss_a.h5"), b = tmp("loss_b.h5");
   std::vector<double> loss(12), steps(12);
