@@ -28,6 +28,7 @@ struct BlockSaved {
   MlaSaved<T> attn;
   MlpSaved<T> mlp;
   MoeSaved<T> moe;
+  Tensor<T> attn_out, d_n2, d_h, d_n1;  // scratch
 };
 
 template <typename T>

@@ -7,7 +7,7 @@ namespace moelab {
 template <typename T>
 void embedding_forward(Tensor<T>& y, const Param<T>& table, const int32_t* ids, int64_t tokens) {
   const int64_t vocab = table.value.dim(0), hidden = table.value.dim(1);
-  y.resize({tokens, hidden});
+  prepare(y, {tokens, hidden});
   for (int64_t t = 0; t < tokens; ++t) {
     MOE_CHECK(ids[t] >= 0 && ids[t] < vocab)
         << "embedding: token id " << ids[t] << " at position " << t << " outside the vocabulary [0, " << vocab << ")";

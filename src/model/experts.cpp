@@ -35,6 +35,9 @@ void grouped_mlp_forward(Tensor<T>& yp, GroupedMlpSaved<T>& s, const std::vector
   const int64_t H = experts[0].hidden(), I = experts[0].inner(), R = offsets[E];
   MOE_CHECK(s.xp.numel() == R * H) << "grouped_mlp: " << shape_str(s.xp.shape) << " rows for " << R << " x " << H;
   const ExpertPointers<T> w(experts);
+  prepare(s.gu, {R, 2 * I});
+  prepare(s.h, {R, I});
+  prepare(yp, {R, H});
   if (s.gu.numel() != R * 2 * I) s.gu.resize({R, 2 * I});
   if (s.h.numel() != R * I) s.h.resize({R, I});
   if (yp.numel() != R * H) yp.resize({R, H});
@@ -68,6 +71,8 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   const int64_t E = static_cast<int64_t>(experts.size());
   const int64_t H = experts[0].hidden(), I = experts[0].inner(), R = offsets[E];
   const ExpertPointers<T> w(experts);
+  Tensor<T>& dh = s.dh;
+  prepare(dh, {R, I});
   Tensor<T> dh({R, I});
   if (precision == GemmPrecision::fp8) {  // per expert: Dgrad and Wgrad of the FP8 linear
     if (dxp.numel() != R * H) dxp.resize({R, H});
@@ -93,7 +98,7 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   cpu::grouped_gemm(false, offsets.data(), E, I, H, dyp.ptr(), H, w.down.data(), T(0), dh.ptr(), I, precision);
   cpu::grouped_gemm_wgrad(offsets.data(), E, H, I, dyp.ptr(), H, s.h.ptr(), I, w.down_grad.data(), precision);
   cpu::swiglu_backward(s.gu.ptr(), s.gu.ptr() + I, dh.ptr(), s.gu.ptr(), s.gu.ptr() + I, R, I, 2 * I);
-  if (dxp.numel() != R * H) dxp.resize({R, H});
+  prepare(dxp, {R, H});
   // dxp = dg · W_gate + du · W_up ; weight grads
   cpu::grouped_gemm(false, offsets.data(), E, H, I, s.gu.ptr(), 2 * I, w.gate.data(), T(0), dxp.ptr(), H, precision);
   cpu::grouped_gemm(false, offsets.data(), E, H, I, s.gu.ptr() + I, 2 * I, w.up.data(), T(1), dxp.ptr(), H,
@@ -109,10 +114,10 @@ void LocalExperts<T>::forward(Tensor<T>& y, const Tensor<T>& x, const Tensor<int
   const int64_t E = static_cast<int64_t>(experts_.size()), H = x.dim(-1), tokens = x.numel() / H;
   const int64_t K = topk_idx.numel() / tokens;
   cpu::make_permute_index(index_, topk_idx.ptr(), tokens, K, E);
-  if (saved_.xp.numel() != index_.rows() * H) saved_.xp.resize({index_.rows(), H});
+  prepare(saved_.xp, {index_.rows(), H});
   cpu::permute_rows(saved_.xp.ptr(), x.ptr(), index_, H);
   grouped_mlp_forward(yp_, saved_, experts_, index_.expert_offsets, precision_);
-  if (y.numel() != tokens * H) y.resize({tokens, H});
+  prepare(y, {tokens, H});
   cpu::unpermute_rows(y.ptr(), yp_.ptr(), topk_weight.ptr(), index_, H);
   topk_weight_ = topk_weight;
 }
@@ -120,11 +125,12 @@ void LocalExperts<T>::forward(Tensor<T>& y, const Tensor<T>& x, const Tensor<int
 template <typename T>
 void LocalExperts<T>::backward(Tensor<T>& dx, Tensor<T>& d_topk_weight, const Tensor<T>& dy) {
   const int64_t H = dy.dim(-1), tokens = index_.tokens, K = index_.top_k;
-  Tensor<T> dyp({index_.rows(), H}), dxp;
-  d_topk_weight.resize({tokens, K});
+  Tensor<T>&dyp = dyp_, &dxp = dxp_;
+  prepare(dyp, {index_.rows(), H});
+  prepare(d_topk_weight, {tokens, K});
   cpu::unpermute_backward(dyp.ptr(), d_topk_weight.ptr(), dy.ptr(), yp_.ptr(), topk_weight_.ptr(), index_, H);
   grouped_mlp_backward(dxp, saved_, experts_, index_.expert_offsets, dyp, precision_);
-  if (dx.numel() != tokens * H) dx.resize({tokens, H});
+  prepare(dx, {tokens, H});
   cpu::unpermute_rows<T>(dx.ptr(), dxp.ptr(), nullptr, index_, H);
 }
 

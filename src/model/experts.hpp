@@ -36,6 +36,7 @@ struct GroupedMlpSaved {
   Tensor<T> xp;  // [R, H] input rows, grouped by expert (filled by the caller)
   Tensor<T> gu;  // [R, 2I] gate | up (their gradients after backward)
   Tensor<T> h;   // [R, I]
+  Tensor<T> dh;  // [R, I] backward scratch
 };
 
 // yp [R, H] (resized) from saved.xp. experts[e] serves rows offsets[e]..offsets[e+1].
@@ -65,6 +66,11 @@ class LocalExperts : public RoutedExperts<T> {
   void backward(Tensor<T>& dx, Tensor<T>& d_topk_weight, const Tensor<T>& dy) override;
 
   const cpu::PermuteIndex& permute_index() const { return index_; }
+  // Reuse this object (and its buffers) for another step.
+  void rebind(const std::vector<MlpParams<T>>& experts, GemmPrecision precision) {
+    experts_ = experts;
+    precision_ = precision;
+  }
 
  private:
   std::vector<MlpParams<T>> experts_;
@@ -73,6 +79,7 @@ class LocalExperts : public RoutedExperts<T> {
   GroupedMlpSaved<T> saved_;
   Tensor<T> yp_;           // [R, H] expert outputs (needed for d_topk_weight)
   Tensor<T> topk_weight_;  // [T, K]
+  Tensor<T> dyp_, dxp_;    // [R, H] backward scratch
 };
 
 }  // namespace moelab

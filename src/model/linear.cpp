@@ -56,7 +56,7 @@ template <typename T>
 void linear_forward(Tensor<T>& y, const Tensor<T>& x, const Param<T>& w, GemmPrecision precision) {
   const int64_t k = w.value.dim(1), rows = x.numel() / k;
   MOE_CHECK(x.numel() == rows * k) << w.name << ": input " << shape_str(x.shape) << " does not end in " << k;
-  if (y.numel() != rows * w.value.dim(0)) y.resize({rows, w.value.dim(0)});
+  prepare(y, {rows, w.value.dim(0)});
   linear_forward(y.ptr(), w.value.dim(0), x.ptr(), k, rows, w.value, precision);
 }
 
@@ -66,7 +66,7 @@ void linear_backward(Tensor<T>* dx, Param<T>& w, const Tensor<T>& dy, const Tens
   const int64_t n = w.value.dim(0), k = w.value.dim(1), rows = x.numel() / k;
   MOE_CHECK(dy.numel() == rows * n) << w.name << ": gradient " << shape_str(dy.shape) << " for " << rows
                                     << " rows of " << n;
-  if (dx && !accumulate_dx && dx->numel() != rows * k) dx->resize({rows, k});
+  if (dx && !accumulate_dx) prepare(*dx, {rows, k});
   linear_backward(dx ? dx->ptr() : nullptr, k, accumulate_dx ? T(1) : T(0), w.grad, dy.ptr(), n, x.ptr(), k, rows,
                   w.value, precision);
 }

@@ -41,16 +41,16 @@ void mla_forward(Tensor<T>& y, MlaSaved<T>& s, const MlaParams<T>& p, const Tens
   cpu::rope_apply(s.q.ptr() + d.dn, T_, d.nh * d.dqk, d.nh, d.dqk, s.positions.data(), rope.table, false);
 
   // kv path: latent c and the shared rope key
-  Tensor<T> kv_a;
+  Tensor<T>& kv_a = s.kv_a;
   linear_forward(kv_a, x, *p.kv_a_proj_with_mqa, prec);  // [T, Dc + dr]
-  s.c.resize({T_, d.Dc});
+  prepare(s.c, {T_, d.Dc});
   for (int64_t t = 0; t < T_; ++t) std::copy_n(kv_a.ptr() + t * (d.Dc + d.dr), d.Dc, s.c.ptr() + t * d.Dc);
   cpu::rope_apply(kv_a.ptr() + d.Dc, T_, d.Dc + d.dr, 1, 0, s.positions.data(), rope.table, false);
   rmsnorm_forward(s.c_norm, s.c_inv_rms, s.c, *p.kv_a_layernorm, c.rms_norm_eps);
   linear_forward(s.kv, s.c_norm, *p.kv_b_proj, prec);  // [T, nh*(dn+dv)]
 
-  s.k.resize({T_, d.nh, d.dqk});
-  s.v.resize({T_, d.nh, d.dv});
+  prepare(s.k, {T_, d.nh, d.dqk});
+  prepare(s.v, {T_, d.nh, d.dv});
   for (int64_t t = 0; t < T_; ++t)
     for (int64_t h = 0; h < d.nh; ++h) {
       const T* kvh = s.kv.ptr() + (t * d.nh + h) * (d.dn + d.dv);
@@ -61,8 +61,8 @@ void mla_forward(Tensor<T>& y, MlaSaved<T>& s, const MlaParams<T>& p, const Tens
     }
 
   const cpu::AttentionShape as{shape.batch, shape.seq_len, d.nh, d.dqk, d.dv};
-  s.probs.resize({shape.batch, d.nh, shape.seq_len, shape.seq_len});
-  s.o.resize({T_, d.nh * d.dv});
+  prepare(s.probs, {shape.batch, d.nh, shape.seq_len, shape.seq_len});
+  prepare(s.o, {T_, d.nh * d.dv});
   cpu::attention_forward(s.o.ptr(), s.probs.ptr(), s.q.ptr(), s.k.ptr(), s.v.ptr(), as, rope.softmax_scale);
   linear_forward(y, s.o, *p.o_proj, prec);
 }
@@ -74,15 +74,20 @@ void mla_backward(Tensor<T>& dx, MlaSaved<T>& s, const MlaParams<T>& p, const Te
   const int64_t T_ = shape.tokens();
   const GemmPrecision prec = ctx.precision;
 
-  Tensor<T> d_o;
+  Tensor<T>& d_o = s.d_o;
   linear_backward(&d_o, *p.o_proj, dy, s.o, prec);
-  Tensor<T> dq({T_, d.nh, d.dqk}), dk({T_, d.nh, d.dqk}), dv({T_, d.nh, d.dv});
+  Tensor<T>&dq = s.dq, &dk = s.dk, &dv = s.dv;
+  prepare(dq, {T_, d.nh, d.dqk});
+  prepare(dk, {T_, d.nh, d.dqk});
+  prepare(dv, {T_, d.nh, d.dv});
   const cpu::AttentionShape as{shape.batch, shape.seq_len, d.nh, d.dqk, d.dv};
   cpu::attention_backward(dq.ptr(), dk.ptr(), dv.ptr(), d_o.ptr(), s.q.ptr(), s.k.ptr(), s.v.ptr(), s.o.ptr(),
                           s.probs.ptr(), as, rope.softmax_scale);
 
   // kv path
-  Tensor<T> dkv({T_, d.nh * (d.dn + d.dv)}), dkv_a({T_, d.Dc + d.dr});
+  Tensor<T>&dkv = s.dkv, &dkv_a = s.dkv_a;
+  prepare(dkv, {T_, d.nh * (d.dn + d.dv)});
+  prepare_zero(dkv_a, {T_, d.Dc + d.dr});  // k_pe gradients accumulate over heads
   for (int64_t t = 0; t < T_; ++t) {
     T* dkpe = dkv_a.ptr() + t * (d.Dc + d.dr) + d.Dc;
     for (int64_t h = 0; h < d.nh; ++h) {
@@ -94,7 +99,7 @@ void mla_backward(Tensor<T>& dx, MlaSaved<T>& s, const MlaParams<T>& p, const Te
     }
   }
   cpu::rope_apply(dkv_a.ptr() + d.Dc, T_, d.Dc + d.dr, 1, 0, s.positions.data(), rope.table, true);
-  Tensor<T> dc_norm, dc;
+  Tensor<T>&dc_norm = s.dc_norm, &dc = s.dc;
   linear_backward(&dc_norm, *p.kv_b_proj, dkv, s.c_norm, prec);
   rmsnorm_backward(dc, *p.kv_a_layernorm, dc_norm, s.c, s.c_inv_rms);
   for (int64_t t = 0; t < T_; ++t) std::copy_n(dc.ptr() + t * d.Dc, d.Dc, dkv_a.ptr() + t * (d.Dc + d.dr));
@@ -103,7 +108,7 @@ void mla_backward(Tensor<T>& dx, MlaSaved<T>& s, const MlaParams<T>& p, const Te
   // q path
   cpu::rope_apply(dq.ptr() + d.dn, T_, d.nh * d.dqk, d.nh, d.dqk, s.positions.data(), rope.table, true);
   if (p.q_a_proj) {
-    Tensor<T> dqa_norm, dqa;
+    Tensor<T>&dqa_norm = s.dqa_norm, &dqa = s.dqa;
     linear_backward(&dqa_norm, *p.q_b_proj, dq, s.q_a_norm, prec);
     rmsnorm_backward(dqa, *p.q_a_layernorm, dqa_norm, s.q_a, s.q_a_inv_rms);
     linear_backward(&dx, *p.q_a_proj, dqa, s.x, prec, /*accumulate_dx=*/true);

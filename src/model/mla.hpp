@@ -43,6 +43,9 @@ struct MlaSaved {
   Tensor<T> probs;                           // [B, nh, S, S]
   Tensor<T> o;                               // [T, nh * dv]
   std::vector<int32_t> positions;            // [T]
+  // forward / backward scratch, kept so steady-state steps do not allocate
+  Tensor<T> kv_a;                            // [T, Dc + dr]
+  Tensor<T> d_o, dq, dk, dv, dkv, dkv_a, dc_norm, dc, dqa_norm, dqa;
 };
 
 template <typename T>

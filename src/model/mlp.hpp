@@ -23,6 +23,7 @@ struct MlpSaved {
   Tensor<T> x;   // [T, H] input
   Tensor<T> gu;  // [T, 2I] gate(x) | up(x); overwritten by their gradients in backward
   Tensor<T> h;   // [T, I] silu(gate) * up
+  Tensor<T> dh;  // [T, I] backward scratch
 };
 
 template <typename T>

@@ -7,10 +7,15 @@ void moe_forward(Tensor<T>& y, MoeSaved<T>& s, const MoeParams<T>& p, const Tens
                  int64_t layer, const ModelContext<T>& ctx) {
   s.x = x;
   router_forward(s.router, p.gate, x, c);
-  s.experts = ctx.experts_for(layer, p.experts);
+  // Steady state on one process: keep the LocalExperts (and its buffers) from the last step.
+  auto* local = dynamic_cast<LocalExperts<T>*>(s.experts.get());
+  if (!ctx.make_experts && local != nullptr)
+    local->rebind(p.experts, ctx.precision);
+  else
+    s.experts = ctx.experts_for(layer, p.experts);
   s.experts->forward(y, x, s.router.topk_idx, s.router.topk_weight);
   if (p.has_shared) {
-    Tensor<T> ys;
+    Tensor<T>& ys = s.shared_y;
     mlp_forward(ys, s.shared, p.shared, x, ctx.precision);
     for (int64_t i = 0; i < y.numel(); ++i) y[i] += ys[i];
   }
@@ -20,7 +25,7 @@ template <typename T>
 void moe_backward(Tensor<T>& dx, MoeSaved<T>& s, const MoeParams<T>& p, const Tensor<T>& dy, const Tensor<T>* d_scores,
                   const ModelConfig& c, const ModelContext<T>& ctx) {
   MOE_CHECK(s.experts) << "moe_backward before moe_forward";
-  Tensor<T> d_topk_weight;
+  Tensor<T>& d_topk_weight = s.d_topk_weight;
   s.experts->backward(dx, d_topk_weight, dy);
   if (p.has_shared) mlp_backward(dx, s.shared, p.shared, dy, ctx.precision, /*accumulate_dx=*/true);
   router_backward(dx, s.router, p.gate, s.x, d_topk_weight, d_scores, c);

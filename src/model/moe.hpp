@@ -27,6 +27,7 @@ struct MoeSaved {
   // Optional extra gradient of the router scores [T, E] (balance losses,
   // computed by train/ from router.scores); used by backward when non-empty.
   Tensor<T> d_scores;
+  Tensor<T> shared_y, d_topk_weight;  // scratch
 
   const std::vector<int64_t>& expert_load() const { return router.expert_load; }  // [E]
 };

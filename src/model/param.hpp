@@ -26,4 +26,20 @@ struct Param {
       : name(std::move(n)), value(shape), grad(shape), trainable(is_trainable) {}
 };
 
+// Shapes a tensor for a full overwrite, keeping its buffer when it is large
+// enough: no allocation and no zero fill in steady state (buffers that live
+// in the layers' saved state are reused step after step). The contents are
+// unspecified; prepare_zero for buffers that are accumulated into.
+template <typename T>
+void prepare(Tensor<T>& t, Shape shape) {
+  t.data.resize(shape_numel(shape));
+  t.shape = std::move(shape);
+}
+
+template <typename T>
+void prepare_zero(Tensor<T>& t, Shape shape) {
+  prepare(t, std::move(shape));
+  t.zero();
+}
+
 }  // namespace moelab

@@ -8,15 +8,15 @@ template <typename T>
 void rmsnorm_forward(Tensor<T>& y, Tensor<T>& inv_rms, const Tensor<T>& x, const Param<T>& w, double eps) {
   const int64_t dim = w.value.numel(), rows = x.numel() / dim;
   MOE_CHECK(rows * dim == x.numel()) << w.name << ": input " << shape_str(x.shape) << " does not end in " << dim;
-  if (y.numel() != x.numel()) y.resize(x.shape);
-  if (inv_rms.numel() != rows) inv_rms.resize({rows});
+  prepare(y, x.shape);
+  prepare(inv_rms, {rows});
   cpu::rmsnorm_forward(y.ptr(), inv_rms.ptr(), x.ptr(), w.value.ptr(), rows, dim, eps);
 }
 
 template <typename T>
 void rmsnorm_backward(Tensor<T>& dx, Param<T>& w, const Tensor<T>& dy, const Tensor<T>& x, const Tensor<T>& inv_rms) {
   const int64_t dim = w.value.numel(), rows = x.numel() / dim;
-  if (dx.numel() != x.numel()) dx.resize(x.shape);
+  prepare(dx, x.shape);
   cpu::rmsnorm_backward(dx.ptr(), w.grad.ptr(), dy.ptr(), x.ptr(), w.value.ptr(), inv_rms.ptr(), rows, dim);
 }
 

@@ -23,7 +23,7 @@ shared::RouteParams route_params(const ModelConfig& c) {
 template <typename T>
 void router_forward(RouterSaved<T>& s, const RouterParams<T>& p, const Tensor<T>& x, const ModelConfig& c) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, H = x.dim(-1), tokens = x.numel() / H;
-  if (s.scores.numel() != tokens * E) s.scores.resize({tokens, E});
+  prepare(s.scores, {tokens, E});
   linear_forward(s.scores.ptr(), E, x.ptr(), H, tokens, p.weight->value, GemmPrecision::fp32);
   T* sc = s.scores.ptr();
   if (c.scoring_func == "sigmoid") {
@@ -37,8 +37,8 @@ void router_forward(RouterSaved<T>& s, const RouterParams<T>& p, const Tensor<T>
       for (int64_t e = 0; e < E; ++e) row[e] /= sum;
     }
   }
-  s.topk_idx.resize({tokens, K});
-  s.topk_weight.resize({tokens, K});
+  prepare(s.topk_idx, {tokens, K});
+  prepare(s.topk_weight, {tokens, K});
   const T* bias = p.bias != nullptr && c.topk_method == "noaux_tc" ? p.bias->value.ptr() : nullptr;
   cpu::topk_route(s.topk_idx.ptr(), s.topk_weight.ptr(), sc, bias, tokens, route_params(c));
   s.expert_load = cpu::expert_counts(s.topk_idx.ptr(), tokens, K, E);

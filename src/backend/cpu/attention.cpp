@@ -42,7 +42,9 @@ void attention_backward(T* dq, T* dk, T* dv, const T* d_o, const T* q, const T* 
                         const T* probs, const AttentionShape& s, double scale) {
   const int64_t S = s.seq_len, H = s.heads;
   const int64_t ldq = H * s.dqk, ldv = H * s.dv;
-  std::vector<T> ds(S * S), delta(S);
+  static thread_local std::vector<T> ds_buffer;  // [S, S] scratch, reused across calls
+  ds_buffer.resize(S * S);
+  T* const ds = ds_buffer.data();  // NOTE: a pointer, so OpenMP workers use the caller's buffer
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t qoff = b * S * ldq + h * s.dqk, voff = b * S * ldv + h * s.dv;
@@ -50,7 +52,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* d_o, const T* q, const T* 
       // dV = P^T dO
       gemm(true, false, S, s.dv, S, T(1), p, S, d_o + voff, ldv, T(0), dv + voff, ldv);
       // dP = dO V^T
-      gemm(false, true, S, S, s.dv, T(1), d_o + voff, ldv, v + voff, ldv, T(0), ds.data(), S);
+      gemm(false, true, S, S, s.dv, T(1), d_o + voff, ldv, v + voff, ldv, T(0), ds, S);
       // delta_i = sum_j P_ij dP_ij = dO_i . O_i ;  dS = P (dP - delta)
 #pragma omp parallel for schedule(static) if (S * S > 16384)
       for (int64_t i = 0; i < S; ++i) {
@@ -58,14 +60,14 @@ void attention_backward(T* dq, T* dk, T* dv, const T* d_o, const T* q, const T* 
         const T* oi = o + voff + i * ldv;
         T d = 0;
         for (int64_t c = 0; c < s.dv; ++c) d += doi[c] * oi[c];
-        T* row = ds.data() + i * S;
+        T* row = ds + i * S;
         const T* prow = p + i * S;
         for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - d);
         for (int64_t j = i + 1; j < S; ++j) row[j] = 0;
       }
       // dQ = scale dS K ; dK = scale dS^T Q
-      gemm(false, false, S, s.dqk, S, static_cast<T>(scale), ds.data(), S, k + qoff, ldq, T(0), dq + qoff, ldq);
-      gemm(true, false, S, s.dqk, S, static_cast<T>(scale), ds.data(), S, q + qoff, ldq, T(0), dk + qoff, ldq);
+      gemm(false, false, S, s.dqk, S, static_cast<T>(scale), ds, S, k + qoff, ldq, T(0), dq + qoff, ldq);
+      gemm(true, false, S, s.dqk, S, static_cast<T>(scale), ds, S, q + qoff, ldq, T(0), dk + qoff, ldq);
     }
 }
 

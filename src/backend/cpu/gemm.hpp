@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace moelab::cpu {
 
@@ -35,5 +36,23 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
           const double* b, int64_t ldb, double beta, double* c, int64_t ldc,
           GemmPrecision precision = GemmPrecision::fp32);
+
+// ---- call recording (benchmarks) --------------------------------------------
+// While a recorder is installed, every float/double gemm call appends its
+// shape and wall time. Benchmarks use it to replay a layer's exact GEMM
+// shapes through plain sgemm ("the machine's sgemm on the same shapes") and
+// to split a layer's time into GEMM and non-GEMM work. Not thread-safe:
+// install it only around single-threaded callers.
+struct GemmCall {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  double seconds;
+};
+struct GemmRecorder {
+  std::vector<GemmCall> calls;
+  double flops() const;
+  double seconds() const;
+};
+void set_gemm_recorder(GemmRecorder* recorder);  // null: stop recording
 
 }  // namespace moelab::cpu

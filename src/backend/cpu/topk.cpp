@@ -11,7 +11,7 @@ void topk_route(int32_t* topk_idx, T* topk_weight, const T* scores, const T* bia
             p.topk_group <= p.n_group && p.top_k <= p.topk_group * (p.num_experts / p.n_group))
       << "topk_route: top_k " << p.top_k << " of " << p.num_experts << " experts in " << p.topk_group << "/"
       << p.n_group << " groups is not a valid routing";
-#pragma omp parallel
+#pragma omp parallel if (tokens >= 256)
   {
     std::vector<T> choice(p.num_experts), group_score(p.n_group);
     std::vector<int> idx(p.top_k);
