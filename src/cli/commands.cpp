@@ -21,6 +21,8 @@ const std::vector<Command>& commands() {
       {"compare", "compare benchmark figures against a baseline: change, significance, regressions", cmd_compare},
       {"plan", "capacity planner: price a DeepSeek-V3 run on a modelled cluster (step time, GPU-hours, memory; --sweep)",
        cmd_plan},
+      {"train", "train a DeepSeek-V3 model on the byte-level corpus: balancing, MTP, loss and expert load to HDF5",
+       cmd_train},
   };
   return table;
 }
