@@ -9,12 +9,15 @@
 // short on a 2-core machine, and the name says so).
 #include <benchmark/benchmark.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <vector>
 
 #include "backend/cpu/gemm.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
+#include "model/model.hpp"
 #include "numerics/errcurve.hpp"
 #include "numerics/fp8_gemm.hpp"
 #include "numerics/fp8_linear.hpp"
@@ -119,7 +122,53 @@ void BM_fp8_linear_step(benchmark::State& state) {
   state.counters["vs_bf16"] = fp8_s / bf16_s;
 }
 
+// One training step's forward + backward of the whole v3-small model
+// (batch 8 x 128 tokens, MTP depth 1) with numerics.gemm = fp8 (FP32
+// accumulator: fake quantization + sgemm) against bf16, interleaved in the
+// same loop. The optimizer step does not depend on the GEMM precision and is
+// left out. `vs_bf16` is the "within 1.5x" figure.
+void BM_v3_small_step(benchmark::State& state) {
+  const ModelConfig c = model_preset("v3-small");
+  ModelParams<float> params(c, /*with_mtp=*/true);
+  params.init(1, 0.006);
+  const int64_t batch = 8, seq_len = 128;
+  Rng rng(2);
+  std::vector<int32_t> ids(batch * seq_len), targets(batch * seq_len);
+  for (auto& id : ids) id = static_cast<int32_t>(rng.below(c.vocab_size));
+  for (int64_t i = 0; i < batch * seq_len; ++i) targets[i] = i % seq_len + 1 < seq_len ? ids[i + 1] : -100;
+  numerics::set_fp8_linear_options({});  // acc_bits fp32, promote 128
+  // Wall time, and the process's CPU time (all threads), which a loaded
+  // shared machine distorts less.
+  auto cpu_seconds = [] {
+    rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  double bf16_s = 0, fp8_s = 0, bf16_cpu_s = 0, fp8_cpu_s = 0;
+  auto step = [&](GemmPrecision precision, double& wall_s, double& cpu_s) {
+    ModelContext<float> ctx;
+    ctx.precision = precision;
+    ModelSaved<float> saved;
+    const double cpu0 = cpu_seconds();
+    Timer t;
+    model_forward(saved, params, c, ids, targets, batch, seq_len, 0.3, ctx);
+    model_backward(params, saved, c, ctx);
+    wall_s += t.seconds();
+    cpu_s += cpu_seconds() - cpu0;
+  };
+  for (auto _ : state) {
+    step(GemmPrecision::bf16, bf16_s, bf16_cpu_s);
+    step(GemmPrecision::fp8, fp8_s, fp8_cpu_s);
+  }
+  state.counters["bf16_s"] = bf16_s / state.iterations();
+  state.counters["fp8_s"] = fp8_s / state.iterations();
+  state.counters["vs_bf16"] = fp8_s / bf16_s;
+  state.counters["vs_bf16_cpu"] = fp8_cpu_s / bf16_cpu_s;
+}
+
 }  // namespace
+
+BENCHMARK(BM_v3_small_step)->Iterations(3)->Unit(benchmark::kSecond)->UseRealTime();
 
 // Activations: 512 tokens x hidden 7168 (1x128 tiles); weights: one expert's
 // gate/up projection 2048 x 7168 (128x128 blocks); backward tiles 128x1.
