@@ -1,8 +1,14 @@
-"""FP8 GEMM error against K (moelab fp8 errcurve): one line per
-(acc_bits, promote) setting, log-log, for the normwise error, the maximum
-error over the output RMS and the mean elementwise relative error; the
-paper's anchor (DeepSeek-V3 §3.3.2: ~2% at K = 4096 without promotion) is
-marked on the max/rms panel."""
+"""FP8 figures.
+
+1. GEMM error against K (moelab fp8 errcurve): one line per (acc_bits,
+   promote) setting, log-log, for the normwise error, the maximum error over
+   the output RMS and the mean elementwise relative error; the paper's anchor
+   (DeepSeek-V3 §3.3.2: ~2% at K = 4096 without promotion) is marked.
+2. FP8 training (experiments/paper/fp8_*.ini): training runs of one file that
+   differ in numerics.* keys; the first run is the baseline and every other
+   run's relative loss difference (L - L_base) / L_base is drawn over steps,
+   EMA-smoothed (0.9) like the paper's Figure 10, with the paper's 0.25% band.
+"""
 import os
 
 import matplotlib.pyplot as plt
@@ -23,8 +29,49 @@ def _curves(run):
     return run["fp8/errcurve"] if "fp8/errcurve" in run else None
 
 
+def _numerics_runs(f):
+    """Training runs carrying numerics.* keys, when more than one differ in them."""
+    out = [(name, run) for name, run in runs(f)
+           if "numerics.gemm" in run.attrs and "train" in run and "loss" in run["train"]]
+    keys = lambda run: tuple(_text(run.attrs[k]) for k in sorted(run.attrs) if k.startswith("numerics."))
+    return out if len({keys(run) for _, run in out}) > 1 else []
+
+
 def applies(f):
-    return any(_curves(run) is not None for _, run in runs(f))
+    return any(_curves(run) is not None for _, run in runs(f)) or bool(_numerics_runs(f))
+
+
+def _plot_relative_loss(f, out_dir):
+    from plots._common import ema
+    numeric_runs = _numerics_runs(f)
+    base_name, base = numeric_runs[0]
+    base_loss = base["train/loss"][()]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+    for name, run in numeric_runs:
+        loss = run["train/loss"][()]
+        steps = run["train/step"][()] if "step" in run["train"] else np.arange(len(loss))
+        axes[0].plot(steps, ema(loss, 0.9), label=name)
+        if name == base_name:
+            continue
+        n = min(len(loss), len(base_loss))
+        rel = ema((loss[:n] - base_loss[:n]) / base_loss[:n], 0.9)
+        axes[1].plot(steps[:n], 100 * rel, label=f"{name} vs {base_name}")
+    axes[0].set_title("training loss (EMA 0.9)")
+    axes[0].set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    for y in (0.25, -0.25):
+        axes[1].axhline(y, color="gray", lw=0.8, ls=":")
+    axes[1].annotate("paper: FP8 vs BF16 within 0.25%", (0, 0.25), fontsize=7, color="gray", va="bottom")
+    axes[1].set_title("relative loss difference, % (EMA 0.9)")
+    axes[1].set_xlabel("step")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "fp8_relative_loss.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 def _setting_label(acc_bits, promote, fp32_code):
@@ -33,7 +80,7 @@ def _setting_label(acc_bits, promote, fp32_code):
 
 
 def plot(f, out_dir):
-    written = []
+    written = _plot_relative_loss(f, out_dir) if _numerics_runs(f) else []
     for run_name, run in runs(f):
         g = _curves(run)
         if g is None:

@@ -82,18 +82,27 @@ void fake_quantize(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t
 #pragma omp for schedule(static)
     for (int64_t rb = 0; rb < row_blocks; ++rb) {
       const int64_t r0 = rb * tile_rows, r1 = std::min(rows, r0 + tile_rows);
-      // Pass 1: amax per column over the block's rows, then per tile.
+      // Pass 1: amax per column over the block's rows, then per tile; count
+      // non-finite inputs on the way (branch-free, so the loops vectorise).
       std::fill(col_amax.begin(), col_amax.end(), 0.0f);
+      int64_t bad = 0;
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c = 0; c < cols; ++c) {
           const float a = std::fabs(x[r * ldx + c]);
-          col_amax[c] = (a > col_amax[c] || a != a) ? a : col_amax[c];  // NaN sticks: reported below
+          bad += !(a <= 3.4028235e38f);  // NaN or inf
+          col_amax[c] = a > col_amax[c] ? a : col_amax[c];
         }
-      for (int64_t c = 0; c < cols; ++c) non_finite = non_finite || !(col_amax[c] <= 3.4e38f);
+      non_finite = non_finite || bad > 0;
       for (int64_t t = 0; t < col_tiles; ++t) {
+        const int64_t c_begin = t * tile_cols, c_end = std::min(cols, c_begin + tile_cols);
+        constexpr int kLanes = 16;  // independent partial maxima: a vector max, not a dependency chain
+        float lane_max[kLanes] = {};
+        int64_t c = c_begin;
+        for (; c + kLanes <= c_end; c += kLanes)
+          for (int l = 0; l < kLanes; ++l) lane_max[l] = col_amax[c + l] > lane_max[l] ? col_amax[c + l] : lane_max[l];
         float amax = 0.0f;
-        for (int64_t c = t * tile_cols; c < std::min(cols, (t + 1) * tile_cols); ++c)
-          amax = col_amax[c] > amax ? col_amax[c] : amax;
+        for (; c < c_end; ++c) amax = col_amax[c] > amax ? col_amax[c] : amax;
+        for (int l = 0; l < kLanes; ++l) amax = lane_max[l] > amax ? lane_max[l] : amax;
         scale[t] = shared::fp8_tile_scale(amax, f, options.ue8m0);
       }
       // Pass 2: code = fp8(x / scale), out = decode(code) * scale.
@@ -107,8 +116,8 @@ void fake_quantize(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t
         }
         for (int64_t t = 0; t < col_tiles; ++t) {
           const float s = scale[t];
-          for (int64_t c = t * tile_cols; c < std::min(cols, (t + 1) * tile_cols); ++c)
-            out_row[c] = shared::fp8_round(x_row[c] / s, f) * s;
+          const int64_t c_begin = t * tile_cols, c_end = std::min(cols, c_begin + tile_cols);
+          for (int64_t c = c_begin; c < c_end; ++c) out_row[c] = shared::fp8_round(x_row[c] / s, f) * s;
         }
       }
     }

@@ -91,9 +91,24 @@ QuantizedTensor quantize(const float* x, int64_t rows, int64_t cols, const Quant
 std::vector<float> dequantize(const QuantizedTensor& q) {
   const auto& table = fp8_decode_table(q.format);
   std::vector<float> x(q.codes.size());
+  if (q.granularity == Granularity::none) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = table[q.codes[i]];
+    return x;
+  }
+  const TileShape t = tile_shape(q.granularity, q.rows, q.cols);
+  // Row by row, tile by tile: one scale per run of t.cols columns (no
+  // per-element index arithmetic).
 #pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
-  for (int64_t r = 0; r < q.rows; ++r)
-    for (int64_t c = 0; c < q.cols; ++c) x[r * q.cols + c] = table[q.codes[r * q.cols + c]] * q.scale_at(r, c);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    const float* scale_row = q.scales.data() + (r / t.rows) * q.scale_cols;
+    const uint8_t* codes = q.codes.data() + r * q.cols;
+    float* out = x.data() + r * q.cols;
+    for (int64_t tc = 0; tc < q.scale_cols; ++tc) {
+      const float scale = scale_row[tc];
+      const int64_t c_begin = tc * t.cols, c_end = std::min(q.cols, c_begin + t.cols);
+      for (int64_t c = c_begin; c < c_end; ++c) out[c] = table[codes[c]] * scale;
+    }
+  }
   return x;
 }
 

@@ -154,6 +154,7 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
   params.init(cfg.seed, cfg.init_std);
   ModelContext<float> ctx;
   ctx.precision = parse_precision(cfg.precision);
+  cfg.numerics.apply();  // FP8 accumulator, promotion and tiles for the fp8 linear layers
   if (hooks.setup_context) hooks.setup_context(ctx);
   const std::vector<ParamSlot> slots = trainable_slots(params);
   AdamW optimizer(cfg.adamw, slots);

@@ -67,7 +67,13 @@ template <typename Opts>
 NumericsConfig numerics_config_from(const Opts& o) {
   NumericsConfig c;
   c.gemm = o.template get<std::string>("numerics.gemm");
-  c.fp8.acc_bits = numerics::parse_acc_bits(o.template get<std::string>("numerics.acc_bits"));
+  const std::string acc_bits = o.template get<std::string>("numerics.acc_bits");
+  try {
+    c.fp8.acc_bits = numerics::parse_acc_bits(acc_bits);
+  } catch (const Error&) {
+    MOE_FAIL() << "numerics.acc_bits '" << acc_bits << "': expected fraction bits 1.." << numerics::kMaxAccBits
+               << " or fp32";
+  }
   c.fp8.promote = o.template get<int>("numerics.promote");
   c.fp8.dgrad_blockwise = o.template get<bool>("numerics.dgrad_blockwise");
   c.fp8.ue8m0 = o.template get<bool>("numerics.ue8m0");

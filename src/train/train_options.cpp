@@ -12,7 +12,8 @@ void declare_train_options(po::options_description_easy_init add) {
        "std of the normal initialisation of weight matrices (DeepSeek-V3 §4.2: 0.006)")  //
       ("model.mtp_depth", po::value<int64_t>()->default_value(1),
        "multi-token prediction depth D (num_nextn_predict_layers; Megatron-Core mtp_num_layers); 0 = no MTP")  //
-      ("model.precision", po::value<std::string>()->default_value("fp32"), "GEMM precision: fp32, bf16 or fp8")
+      ("model.precision", po::value<std::string>()->default_value("fp32"),
+       "GEMM precision: fp32, bf16 or fp8 (the same as numerics.gemm, which wins when given)")
       // [data]
       ("data.corpus", po::value<std::string>()->default_value("data/corpus.h5"),
        "corpus file (scripts/prepare_corpus.sh builds data/corpus.h5; tests use tests/fixtures/corpus_sample.h5)")  //
@@ -81,6 +82,7 @@ void declare_train_options(po::options_description_easy_init add) {
       ("output.run", po::value<std::string>()->default_value(""),
        "run group name; empty = 'train', or the sweep point's label")  //
       ("output.force", po::value<bool>()->default_value(false), "overwrite the results file if it exists");
+  declare_numerics_options(add);  // [numerics]: src/train/numerics_options.hpp
 }
 
 void apply_balance_method(TrainConfig& c) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "train/balance.hpp"
+#include "train/numerics_options.hpp"
 #include "train/optimizer.hpp"
 
 namespace moelab::train {
@@ -18,7 +19,9 @@ struct TrainConfig {
   std::string model = "v3-small";
   double init_std = 0.006;
   int64_t mtp_depth = 1;            // num_nextn_predict_layers; 0: no MTP
-  std::string precision = "fp32";   // GEMM precision: fp32 | bf16 | fp8
+  std::string precision = "fp32";   // GEMM precision: fp32 | bf16 | fp8 (numerics.gemm, when given, wins)
+  // [numerics]
+  NumericsConfig numerics;          // numerics.gemm (= precision), FP8 accumulator and tiles
   // [data]
   std::string corpus = "data/corpus.h5";
   int64_t seq_len = 128;
@@ -70,6 +73,11 @@ TrainConfig train_config_from(const Opts& o) {
   c.init_std = o.template get<double>("model.init_std");
   c.mtp_depth = o.template get<int64_t>("model.mtp_depth");
   c.precision = o.template get<std::string>("model.precision");
+  c.numerics = numerics_config_from(o);
+  if (o.given("numerics.gemm"))
+    c.precision = c.numerics.gemm;
+  else
+    c.numerics.gemm = c.precision;
   c.corpus = o.template get<std::string>("data.corpus");
   c.seq_len = o.template get<int64_t>("data.seq_len");
   c.batch_size = o.template get<int64_t>("data.batch_size");

@@ -193,4 +193,10 @@ TEST(NumericsOptions, DefaultsParseAndRejectionsNameTheKey) {
   }
   EXPECT_THROW(train::numerics_config_from(parse_numerics({"--numerics.acc_bits=13", "--numerics.promote=0"})),
                Error);
+  try {
+    train::numerics_config_from(parse_numerics({"--numerics.acc_bits=14x"}));
+    FAIL() << "14x must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("numerics.acc_bits"), std::string::npos) << e.what();
+  }
 }
