@@ -18,8 +18,6 @@ const std::vector<Command>& commands() {
        cmd_schedule},
       {"ep", "expert parallelism over MPI: dispatch/combine steps, traffic by link class, all-to-all bandwidth",
        cmd_ep},
-      {"train", "train a DeepSeek-V3 model on the byte-level corpus: balancing, MTP, loss and expert load to HDF5",
-       cmd_train},
       {"bench", "run the benchmark suite (micro-benchmarks, end-to-end runs, instruction counts) into HDF5",
        cmd_bench},
       {"compare", "compare benchmark figures against a baseline: change, significance, regressions", cmd_compare},

@@ -28,7 +28,6 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
 int cmd_init_weights(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx);
-int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_compare(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_plan(const std::vector<std::string>& args, const CommandContext& ctx);
