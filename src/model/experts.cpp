@@ -38,9 +38,6 @@ void grouped_mlp_forward(Tensor<T>& yp, GroupedMlpSaved<T>& s, const std::vector
   prepare(s.gu, {R, 2 * I});
   prepare(s.h, {R, I});
   prepare(yp, {R, H});
-  if (s.gu.numel() != R * 2 * I) s.gu.resize({R, 2 * I});
-  if (s.h.numel() != R * I) s.h.resize({R, I});
-  if (yp.numel() != R * H) yp.resize({R, H});
   if (precision == GemmPrecision::fp8) {  // each expert's GEMMs through the FP8 linear (per-expert scales)
     for (int64_t e = 0; e < E; ++e) {
       const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
@@ -73,9 +70,8 @@ void grouped_mlp_backward(Tensor<T>& dxp, GroupedMlpSaved<T>& s, const std::vect
   const ExpertPointers<T> w(experts);
   Tensor<T>& dh = s.dh;
   prepare(dh, {R, I});
-  Tensor<T> dh({R, I});
   if (precision == GemmPrecision::fp8) {  // per expert: Dgrad and Wgrad of the FP8 linear
-    if (dxp.numel() != R * H) dxp.resize({R, H});
+    prepare(dxp, {R, H});
     for (int64_t e = 0; e < E; ++e) {
       const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
       if (rows > 0)
