@@ -1,6 +1,7 @@
 #include "model/mla.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "backend/cpu/attention.hpp"
 #include "model/rmsnorm.hpp"
@@ -117,6 +118,77 @@ void mla_backward(Tensor<T>& dx, MlaSaved<T>& s, const MlaParams<T>& p, const Te
   }
 }
 
+template <typename T>
+void mla_cache_init(MlaKvCache<T>& cache, const ModelConfig& c, int64_t max_positions) {
+  cache.length = 0;
+  cache.latent = Tensor<T>({max_positions, c.kv_lora_rank});
+  cache.k_pe = Tensor<T>({max_positions, c.qk_rope_head_dim});
+}
+
+template <typename T>
+void mla_decode(Tensor<T>& y, MlaKvCache<T>& cache, const MlaParams<T>& p, const Tensor<T>& x, const ModelConfig& c,
+                const MlaRope<T>& rope, GemmPrecision prec) {
+  const MlaDims d(c);
+  const int64_t n = x.numel() / d.H, start = cache.length, P = cache.latent.dim(0);
+  MOE_CHECK(start + n <= P) << "mla_decode: " << start << " cached + " << n << " new tokens exceed the cache of " << P;
+  std::vector<int32_t> positions(n);
+  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(start + i);
+  // queries, as in training
+  Tensor<T> q_a, q_a_norm, q_a_inv, q;
+  if (p.q_a_proj) {
+    linear_forward(q_a, x, *p.q_a_proj, prec);
+    rmsnorm_forward(q_a_norm, q_a_inv, q_a, *p.q_a_layernorm, c.rms_norm_eps);
+    linear_forward(q, q_a_norm, *p.q_b_proj, prec);
+  } else {
+    linear_forward(q, x, *p.q_proj, prec);
+  }
+  cpu::rope_apply(q.ptr() + d.dn, n, d.nh * d.dqk, d.nh, d.dqk, positions.data(), rope.table, false);
+  // append the new tokens' latents and rope keys to the cache
+  Tensor<T> kv_a, lat({n, d.Dc}), lat_norm, lat_inv;
+  linear_forward(kv_a, x, *p.kv_a_proj_with_mqa, prec);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(kv_a.ptr() + i * (d.Dc + d.dr), d.Dc, lat.ptr() + i * d.Dc);
+  cpu::rope_apply(kv_a.ptr() + d.Dc, n, d.Dc + d.dr, 1, 0, positions.data(), rope.table, false);
+  rmsnorm_forward(lat_norm, lat_inv, lat, *p.kv_a_layernorm, c.rms_norm_eps);
+  for (int64_t i = 0; i < n; ++i) {
+    std::copy_n(lat_norm.ptr() + i * d.Dc, d.Dc, cache.latent.ptr() + (start + i) * d.Dc);
+    std::copy_n(kv_a.ptr() + i * (d.Dc + d.dr) + d.Dc, d.dr, cache.k_pe.ptr() + (start + i) * d.dr);
+  }
+  cache.length = start + n;
+  // attention in latent space
+  const T* w = p.kv_b_proj->value.ptr();  // [nh*(dn+dv), Dc]: per head rows 0..dn-1 = W_UK^h, dn.. = W_UV^h
+  Tensor<T> o({n, d.nh * d.dv});
+  std::vector<T> q_lat(d.Dc), o_lat(d.Dc), scores(cache.length);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < d.nh; ++h) {
+      const T* qh = q.ptr() + (i * d.nh + h) * d.dqk;
+      const T* w_uk = w + h * (d.dn + d.dv) * d.Dc;
+      const T* w_uv = w_uk + d.dn * d.Dc;
+      std::fill(q_lat.begin(), q_lat.end(), T(0));
+      for (int64_t a = 0; a < d.dn; ++a)
+        for (int64_t b = 0; b < d.Dc; ++b) q_lat[b] += qh[a] * w_uk[a * d.Dc + b];
+      const int64_t visible = start + i + 1;  // causal
+      T m = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < visible; ++j) {
+        T s = 0;
+        for (int64_t b = 0; b < d.Dc; ++b) s += q_lat[b] * cache.latent[j * d.Dc + b];
+        for (int64_t r = 0; r < d.dr; ++r) s += qh[d.dn + r] * cache.k_pe[j * d.dr + r];
+        scores[j] = s * static_cast<T>(rope.softmax_scale);
+        m = std::max(m, scores[j]);
+      }
+      for (int64_t j = 0; j < visible; ++j) sum += (scores[j] = std::exp(scores[j] - m));
+      std::fill(o_lat.begin(), o_lat.end(), T(0));
+      for (int64_t j = 0; j < visible; ++j)
+        for (int64_t b = 0; b < d.Dc; ++b) o_lat[b] += scores[j] / sum * cache.latent[j * d.Dc + b];
+      T* oh = o.ptr() + i * d.nh * d.dv + h * d.dv;
+      for (int64_t v = 0; v < d.dv; ++v) {
+        T acc = 0;
+        for (int64_t b = 0; b < d.Dc; ++b) acc += w_uv[v * d.Dc + b] * o_lat[b];
+        oh[v] = acc;
+      }
+    }
+  linear_forward(y, o, *p.o_proj, prec);
+}
+
 double mla_flops(const ModelConfig& c, SeqShape shape) {
   const MlaDims d(c);
   const double T_ = static_cast<double>(shape.tokens());
@@ -134,7 +206,10 @@ double mla_flops(const ModelConfig& c, SeqShape shape) {
   template void mla_forward<T>(Tensor<T>&, MlaSaved<T>&, const MlaParams<T>&, const Tensor<T>&, const ModelConfig&, \
                                SeqShape, const MlaRope<T>&, const ModelContext<T>&);                               \
   template void mla_backward<T>(Tensor<T>&, MlaSaved<T>&, const MlaParams<T>&, const Tensor<T>&,                   \
-                                const ModelConfig&, SeqShape, const MlaRope<T>&, const ModelContext<T>&);
+                                const ModelConfig&, SeqShape, const MlaRope<T>&, const ModelContext<T>&); \
+  template void mla_cache_init<T>(MlaKvCache<T>&, const ModelConfig&, int64_t);                                   \
+  template void mla_decode<T>(Tensor<T>&, MlaKvCache<T>&, const MlaParams<T>&, const Tensor<T>&, const ModelConfig&, \
+                              const MlaRope<T>&, GemmPrecision);
 MOELAB_MLA_INSTANTIATE(float)
 MOELAB_MLA_INSTANTIATE(double)
 

@@ -56,6 +56,28 @@ template <typename T>
 void mla_backward(Tensor<T>& dx, MlaSaved<T>& saved, const MlaParams<T>& p, const Tensor<T>& dy,
                   const ModelConfig& config, SeqShape shape, const MlaRope<T>& rope, const ModelContext<T>& ctx);
 
+// ---- decoding form: compressed-latent KV cache --------------------------------
+// The official inference code's "absorb" mode (reference/deepseek-v3.md §2.2):
+// only kv_a_layernorm(c) [Dc] and the rotated k_pe [dr] are cached per token
+// (576 values per token and layer for DeepSeek-V3); W_UK is absorbed into
+// the query (q_lat = q_nope · W_UK^h) and W_UV applied after the weighted
+// sum of latents. Forward only; equal to the training form up to rounding.
+template <typename T>
+struct MlaKvCache {
+  int64_t length = 0;  // tokens cached (the next token's position)
+  Tensor<T> latent;    // [P, Dc]
+  Tensor<T> k_pe;      // [P, dr]
+};
+
+template <typename T>
+void mla_cache_init(MlaKvCache<T>& cache, const ModelConfig& config, int64_t max_positions);
+
+// x [n, H]: the next n tokens of one sequence (positions cache.length ..);
+// appends them to the cache; y [n, H] (causal over cached and new tokens).
+template <typename T>
+void mla_decode(Tensor<T>& y, MlaKvCache<T>& cache, const MlaParams<T>& p, const Tensor<T>& x,
+                const ModelConfig& config, const MlaRope<T>& rope, GemmPrecision precision);
+
 // FLOPs of one MLA forward over `shape` (GEMMs as executed, attention full S x S).
 double mla_flops(const ModelConfig& config, SeqShape shape);
 

@@ -213,6 +213,37 @@ TEST(Mla, PositionsAreCausalPerSequence) {
     for (int64_t i = 0; i < c.hidden_size; ++i) ASSERT_EQ(y0[t * c.hidden_size + i], y1[t * c.hidden_size + i]);
 }
 
+TEST(Mla, AbsorbedDecodingWithLatentCacheEqualsTrainingForm) {
+  for (bool q_lora : {true, false}) {
+    ModelConfig c = tiny();
+    if (!q_lora) c.q_lora_rank = std::nullopt;
+    auto params = tiny_params(c, false);
+    const MlaParams<double>& attn = params.layers[0].attn;
+    const int64_t S = 6;
+    const auto rope = make_mla_rope<double>(c, S);
+    auto x = random_tensor({S, c.hidden_size}, 14);
+    MlaSaved<double> s;
+    Tensor<double> y_train;
+    mla_forward(y_train, s, attn, x, c, {1, S}, rope, {});
+    // decode in chunks of 3, 1, 2 tokens through the compressed cache
+    MlaKvCache<double> cache;
+    mla_cache_init(cache, c, S);
+    vector<double> y_decode;
+    int64_t done = 0;
+    for (int64_t n : {3, 1, 2}) {
+      Tensor<double> xc({n, c.hidden_size}), yc;
+      std::copy_n(x.ptr() + done * c.hidden_size, n * c.hidden_size, xc.ptr());
+      mla_decode(yc, cache, attn, xc, c, rope, GemmPrecision::fp32);
+      y_decode.insert(y_decode.end(), yc.data.begin(), yc.data.end());
+      done += n;
+    }
+    EXPECT_EQ(cache.length, S);
+    EXPECT_EQ(cache.latent.dim(1) + cache.k_pe.dim(1), c.kv_lora_rank + c.qk_rope_head_dim);
+    EXPECT_TRUE(expect_close(q_lora ? "absorbed (q_lora)" : "absorbed (q_proj)", y_decode, y_train.data,
+                             tol_for<double>()));
+  }
+}
+
 TEST(Router, GatingWeightsGradientAndBiasOnlyInSelection) {
   const ModelConfig c = tiny();
   auto params = tiny_params(c, false);
