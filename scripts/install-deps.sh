@@ -13,6 +13,8 @@ packages=(
   libopenblas-dev
   nlohmann-json3-dev
   python3 python3-h5py python3-matplotlib python3-numpy
+  fortunes jargon-text  # English prose of the training corpus (scripts/prepare_corpus.sh)
+  valgrind
 )
 
 missing=()

@@ -18,6 +18,7 @@
 #include "core/timer.hpp"
 #include "numerics/errcurve.hpp"
 #include "numerics/fp8_gemm.hpp"
+#include "numerics/fp8_linear.hpp"
 #include "numerics/quantize.hpp"
 
 using namespace moelab;
@@ -90,6 +91,39 @@ void BM_sgemm(benchmark::State& state) {
       benchmark::Counter(fp8_gemm_flops(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One linear layer's training GEMMs (Fprop, Dgrad, Wgrad: 3 x 2 M N K FLOPs;
+// the rate counter and time cover both modes)
+// in FP8 with an FP32 accumulator (fake quantization + sgemm, the FP8
+// training fast path) against the BF16 mode of the CPU backend (inputs
+// rounded to BF16, sgemm): `vs_bf16` is the time ratio, measured in the same
+// process; the target for FP8 training is within 1.5x.
+void BM_fp8_linear_step(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const auto x = random_matrix(m * k, 1), w = random_matrix(n * k, 2, 0.02), dy = random_matrix(m * n, 3, 1e-3);
+  std::vector<float> y(m * n), dx(m * k), dw(n * k);
+  const Fp8LinearOptions options;  // acc_bits fp32, promote 128
+  // NOTE: both modes run in every iteration, interleaved, so that load from
+  // other processes on a shared machine hits both alike.
+  double bf16_s = 0, fp8_s = 0;
+  for (auto _ : state) {
+    Timer t_bf16;
+    cpu::gemm(false, true, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n, cpu::GemmPrecision::bf16);
+    cpu::gemm(false, false, m, k, n, 1.0f, dy.data(), n, w.data(), k, 0.0f, dx.data(), k, cpu::GemmPrecision::bf16);
+    cpu::gemm(true, false, n, k, m, 1.0f, dy.data(), n, x.data(), k, 1.0f, dw.data(), k, cpu::GemmPrecision::bf16);
+    bf16_s += t_bf16.seconds();
+    Timer t_fp8;
+    fp8_linear_forward(y.data(), n, x.data(), k, m, w.data(), n, k, options);
+    fp8_linear_backward(dx.data(), k, 0.0f, dw.data(), dy.data(), n, x.data(), k, m, w.data(), n, k, options);
+    benchmark::DoNotOptimize(dw.data());
+    fp8_s += t_fp8.seconds();
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(3 * fp8_gemm_flops(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["fp8_ms"] = fp8_s / state.iterations() * 1e3;
+  state.counters["bf16_ms"] = bf16_s / state.iterations() * 1e3;
+  state.counters["vs_bf16"] = fp8_s / bf16_s;
+}
+
 }  // namespace
 
 // Activations: 512 tokens x hidden 7168 (1x128 tiles); weights: one expert's
@@ -114,6 +148,14 @@ BENCHMARK_CAPTURE(BM_fp8_gemm, acc13, 13)
 BENCHMARK_CAPTURE(BM_fp8_gemm, accfp32, kAccFp32)
     ->ArgNames({"tokens", "n", "k", "promote"})
     ->Args({512, 2048, 7168, 128})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// A V3 expert's up projection (512 tokens) and a v3-small expert (hidden 256,
+// expert inner 128, 1024 routed tokens).
+BENCHMARK(BM_fp8_linear_step)
+    ->ArgNames({"tokens", "n", "k"})
+    ->Args({512, 2048, 7168})
+    ->Args({1024, 128, 256})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_sgemm)->ArgNames({"tokens", "n", "k"})->Args({512, 2048, 7168})->Unit(benchmark::kMillisecond)->UseRealTime();

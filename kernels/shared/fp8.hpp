@@ -31,8 +31,13 @@ struct Fp8Format {
   uint8_t max_code;  // magnitude code of max_finite
 };
 
-constexpr Fp8Format kE4M3{4, 3, 7, 448.0f, 0x7E};
-constexpr Fp8Format kE5M2{5, 2, 15, 57344.0f, 0x7B};
+// NOTE: device code cannot read a namespace-scope constexpr object of class
+// type (only scalars), so the formats are constexpr functions; kE4M3/kE5M2
+// are the host's names for the same values.
+MOE_HOST_DEVICE constexpr Fp8Format e4m3_format() { return {4, 3, 7, 448.0f, 0x7E}; }
+MOE_HOST_DEVICE constexpr Fp8Format e5m2_format() { return {5, 2, 15, 57344.0f, 0x7B}; }
+constexpr Fp8Format kE4M3 = e4m3_format();
+constexpr Fp8Format kE5M2 = e5m2_format();
 
 MOE_HOST_DEVICE uint32_t float_to_bits(float x) {
   uint32_t bits;
@@ -96,10 +101,31 @@ MOE_HOST_DEVICE uint8_t float_to_fp8(float x, const Fp8Format& f) {
   return sign | static_cast<uint8_t>(code > f.max_code ? f.max_code : code);
 }
 
-MOE_HOST_DEVICE float e4m3_to_float(uint8_t code) { return fp8_to_float(code, kE4M3); }
-MOE_HOST_DEVICE float e5m2_to_float(uint8_t code) { return fp8_to_float(code, kE5M2); }
-MOE_HOST_DEVICE uint8_t float_to_e4m3(float x) { return float_to_fp8(x, kE4M3); }
-MOE_HOST_DEVICE uint8_t float_to_e5m2(float x) { return float_to_fp8(x, kE5M2); }
+// fp8_to_float(float_to_fp8(v)) for FINITE v, computed in the float domain
+// without codes: branch-free, so loops over it vectorise (the fake
+// quantization of FP8 training). Normal range: round the FP32 significand to
+// m bits, nearest even, on the bit pattern (a carry moves into the exponent);
+// subnormal range: (|v| + C) - C with C = quantum * 2^23 rounds to the fixed
+// quantum 2^(1 - bias - m), nearest even; then saturate at max_finite.
+MOE_HOST_DEVICE float fp8_round(float v, const Fp8Format& f) {
+  const uint32_t bits = float_to_bits(v);
+  const uint32_t abs_bits = bits & 0x7fffffffu;
+  const int drop = 23 - f.mantissa_bits;
+  const uint32_t normal_bits =
+      (abs_bits + ((1u << (drop - 1)) - 1u) + ((abs_bits >> drop) & 1u)) & ~((1u << drop) - 1u);
+  const float magnitude = bits_to_float(abs_bits);
+  const float min_normal = bits_to_float(static_cast<uint32_t>(128 - f.bias) << 23);  // 2^(1 - bias)
+  const float magic = bits_to_float(static_cast<uint32_t>(128 - f.bias - f.mantissa_bits + 23) << 23);
+  const float subnormal = (magnitude + magic) - magic;
+  float r = magnitude < min_normal ? subnormal : bits_to_float(normal_bits);
+  r = r < f.max_finite ? r : f.max_finite;
+  return bits_to_float(float_to_bits(r) | (bits & 0x80000000u));
+}
+
+MOE_HOST_DEVICE float e4m3_to_float(uint8_t code) { return fp8_to_float(code, e4m3_format()); }
+MOE_HOST_DEVICE float e5m2_to_float(uint8_t code) { return fp8_to_float(code, e5m2_format()); }
+MOE_HOST_DEVICE uint8_t float_to_e4m3(float x) { return float_to_fp8(x, e4m3_format()); }
+MOE_HOST_DEVICE uint8_t float_to_e5m2(float x) { return float_to_fp8(x, e5m2_format()); }
 
 // UE8M0: an unsigned power of two stored as its biased exponent (bias 127),
 // the scale format of DeepSeek-V3.1's ue8m0 checkpoints and of MX formats.

@@ -13,6 +13,10 @@
 #include "core/error.hpp"
 #include "numerics/errcurve.hpp"
 #include "numerics/fp8_gemm.hpp"
+#include "backend/device.hpp"
+#ifdef MOELAB_HAVE_CUDA
+#include "backend/cuda/fp8_gemm.hpp"
+#endif
 #include "numerics/quantize.hpp"
 
 namespace moelab {
@@ -148,9 +152,13 @@ int fp8_gemm_cmd(const std::vector<std::string>& args, const CommandContext& ctx
        "N_C: K elements between promotions to FP32, a multiple of 32; 0 = never (needs --quant tensor). "
        "CUTLASS calls 4 wgmmas (= 128) mma_promotion_interval; Triton max_num_imprecise_acc")  //
       ("quant", po::value<std::string>()->default_value("block"), "block (a 1x128, w 128x128) or tensor")  //
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "cpu (vectorised emulation) or cuda (the same emulation as a CUDA kernel, bit-identical; needs a GPU)")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
   if (!opts.parse(args, ctx)) return 0;
   MOE_CHECK(opts.has("input") && opts.has("out")) << "moelab fp8 gemm: --input and --out are required (see --help)";
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
   const Fp8GemmOptions gopts{parse_acc_bits(opts.get<std::string>("acc-bits")), opts.get<int>("promote")};
   const GemmQuant quant = parse_gemm_quant(opts.get<std::string>("quant"));
   const std::string input = opts.get<std::string>("input");
@@ -163,7 +171,11 @@ int fp8_gemm_cmd(const std::vector<std::string>& args, const CommandContext& ctx
                      << " must share K (a [M,K], w [N,K])";
   const QuantizedTensor qa = quantize_gemm_a(a.ptr(), m, k, quant);
   const QuantizedTensor qw = quantize_gemm_w(w.ptr(), n, k, quant);
+#ifdef MOELAB_HAVE_CUDA
+  const std::vector<float> c = device == Device::cuda ? cuda_backend::fp8_gemm(qa, qw, gopts) : fp8_gemm(qa, qw, gopts);
+#else
   const std::vector<float> c = fp8_gemm(qa, qw, gopts);
+#endif
   const std::vector<double> c_exact = fp8_gemm_exact(qa, qw);
   const GemmErrors e = gemm_errors(c.data(), c_exact.data(), m * n);
 
@@ -217,7 +229,7 @@ int fp8_errcurve_cmd(const std::vector<std::string>& args, const CommandContext&
       ("trials", po::value<int>()->default_value(4), "random draws per K")  //
       ("m", po::value<int64_t>()->default_value(256), "rows of a (output rows)")  //
       ("n", po::value<int64_t>()->default_value(256), "rows of w (output columns)")  //
-      ("seed", po::value<uint64_t>()->default_value(0), "random seed")  //
+      ("seed", po::value<int64_t>()->default_value(0), "random seed")  //
       ("out", po::value<std::string>()->value_name("OUT.h5"), "also write the table to this results file")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
   if (!opts.parse(args, ctx)) return 0;
@@ -234,7 +246,7 @@ int fp8_errcurve_cmd(const std::vector<std::string>& args, const CommandContext&
   e.trials = opts.get<int>("trials");
   e.m = opts.get<int64_t>("m");
   e.n = opts.get<int64_t>("n");
-  e.seed = opts.get<uint64_t>("seed");
+  e.seed = static_cast<uint64_t>(opts.get<int64_t>("seed"));
   e.validate();
   std::shared_ptr<ResultsFile> results;  // created before the work, so a bad path fails fast
   if (opts.has("out") && ctx.is_root()) results = create_results(opts, ctx);

@@ -2,6 +2,7 @@
 // every run with its status and key configuration, and the last value of each
 // metric (for per-step series) or the shape of each table.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -61,6 +62,26 @@ void walk(std::ostream& out, const h5::Group& group, const std::string& prefix) 
   }
 }
 
+// Training runs (moelab train): one line with the final figures — the last
+// training and held-out loss, and MaxVio (last step's batch value and the last
+// evaluation's global value, each the mean over MoE layers).
+double last_mean(const h5::Group& group, const std::string& name) {
+  Tensor<double> data = group.read<double>(name);
+  const Shape shape = data.shape;
+  if (shape.empty() || shape[0] == 0) return std::nan("");
+  const int64_t row = data.numel() / shape[0];
+  double sum = 0;
+  for (int64_t i = 0; i < row; ++i) sum += data[(shape[0] - 1) * row + i];
+  return sum / static_cast<double>(row);
+}
+
+void show_training_summary(std::ostream& out, const h5::Group& run) {
+  if (!run.has("train/loss")) return;
+  auto figure = [&](const std::string& path) { return run.has(path) ? number(last_mean(run, path)) : "-"; };
+  out << "    final: train loss " << figure("train/loss") << "  eval loss " << figure("eval/loss")
+      << "  MaxVio_batch " << figure("load/maxvio") << "  MaxVio_global " << figure("eval/maxvio_global") << "\n";
+}
+
 }  // namespace
 
 int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx) {
@@ -103,6 +124,7 @@ int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx) {
       out << "    " << attr << " = " << value << "\n";
       ++printed;
     }
+    show_training_summary(out, run);
     walk(out, run, "");
   }
   return 0;

@@ -23,5 +23,12 @@ const std::vector<Command>& commands();
 int cmd_info(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_init_weights(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_compare(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_plan(const std::vector<std::string>& args, const CommandContext& ctx);
 
 }  // namespace moelab

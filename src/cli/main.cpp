@@ -14,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/omp_env.hpp"
 #include "core/version.hpp"
 
 namespace {
@@ -62,6 +63,7 @@ std::string join_command_line(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  moelab::ensure_passive_omp_wait(argv);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   moelab::CommandContext ctx;

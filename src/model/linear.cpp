@@ -2,16 +2,21 @@
 
 #include <type_traits>
 
+#include "numerics/fp8_linear.hpp"
+
 namespace moelab {
 
 namespace {
 
-// The fp8 branch: DeepSeek-V3's fine-grained FP8 linear (forward Fprop,
-// backward Dgrad and Wgrad in FP8, §3.3) belongs to src/numerics.
-[[noreturn]] void fp8_not_yet(const char* which) {
-  MOE_FAIL() << "linear " << which
-             << ": fp8 precision is not wired into the layers yet (src/numerics provides the emulated FP8 GEMM; "
-                "model/linear.cpp's fp8 branch is where it plugs in)";
+// The fp8 branch: DeepSeek-V3's fine-grained FP8 linear (Fprop, Dgrad and
+// Wgrad in FP8, §3.3, Figure 6) from src/numerics/fp8_linear.hpp, with the
+// process-wide numerics.* options (acc_bits, promote, dgrad_blockwise).
+// Float only: the double instantiation exists for gradient checks in fp32.
+template <typename T>
+constexpr bool kHasFp8 = std::is_same_v<T, float>;
+
+[[noreturn]] void fp8_needs_float(const char* which) {
+  MOE_FAIL() << "linear " << which << ": fp8 precision runs in float (double is for fp32 gradient checks)";
 }
 
 }  // namespace
@@ -20,16 +25,29 @@ template <typename T>
 void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, int64_t rows, const Tensor<T>& w,
                     GemmPrecision precision, T beta) {
   MOE_CHECK(w.rank() == 2) << "linear: weight must be 2-D, got " << shape_str(w.shape);
-  if (precision == GemmPrecision::fp8) fp8_not_yet("forward");
   const int64_t n = w.dim(0), k = w.dim(1);
+  if (precision == GemmPrecision::fp8) {
+    if constexpr (kHasFp8<T>)
+      numerics::fp8_linear_forward(y, ldy, x, ldx, rows, w.ptr(), n, k, numerics::fp8_linear_options(), beta);
+    else
+      fp8_needs_float("forward");
+    return;
+  }
   cpu::gemm(false, true, rows, n, k, T(1), x, ldx, w.ptr(), k, beta, y, ldy, precision);
 }
 
 template <typename T>
 void linear_backward(T* dx, int64_t lddx, T beta_dx, Tensor<T>& dw, const T* dy, int64_t lddy, const T* x,
                      int64_t ldx, int64_t rows, const Tensor<T>& w, GemmPrecision precision) {
-  if (precision == GemmPrecision::fp8) fp8_not_yet("backward");
   const int64_t n = w.dim(0), k = w.dim(1);
+  if (precision == GemmPrecision::fp8) {
+    if constexpr (kHasFp8<T>)
+      numerics::fp8_linear_backward(dx, lddx, beta_dx, dw.ptr(), dy, lddy, x, ldx, rows, w.ptr(), n, k,
+                                    numerics::fp8_linear_options());
+    else
+      fp8_needs_float("backward");
+    return;
+  }
   if (dx) cpu::gemm(false, false, rows, k, n, T(1), dy, lddy, w.ptr(), k, beta_dx, dx, lddx, precision);
   cpu::gemm(true, false, n, k, rows, T(1), dy, lddy, x, ldx, T(1), dw.ptr(), k, precision);
 }

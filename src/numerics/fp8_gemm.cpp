@@ -56,7 +56,18 @@ struct Packed {
 constexpr int kRowsPerTile = 4;    // MR
 constexpr int kPanelsPerTile = 2;  // NV: 32 output columns per tile
 
+// True when an operand's scales vary within a promotion interval, so they
+// must be applied inside the tensor core: exact only for power-of-two
+// (UE8M0) scales, which shift every product's exponent and leave each
+// truncation unchanged, as Blackwell's block-scaled MMAs do in hardware.
+bool folds_scales(const QuantizedTensor& q, int promote) {
+  const bool fine = q.granularity == Granularity::tile_1x128 || q.granularity == Granularity::block_128x128;
+  return fine && !(promote > 0 && kFp8TileSize % promote == 0);
+}
+
 Packed pack(const QuantizedTensor& a, const QuantizedTensor& w, int promote, bool unit_scales) {
+  const bool fold_a = !unit_scales && folds_scales(a, promote);
+  const bool fold_w = !unit_scales && folds_scales(w, promote);
   Packed p;
   p.m = a.rows;
   p.n = w.rows;
@@ -75,11 +86,13 @@ Packed pack(const QuantizedTensor& a, const QuantizedTensor& w, int promote, boo
   for (int64_t m = 0; m < p.m; ++m) {
     for (int64_t k = 0; k < p.k; ++k) {
       const uint8_t code = a.codes[m * p.k + k];
-      p.a_value[m * Kp + k] = a_table[code];
-      p.a_pow2[m * Kp + k] = nominal_pow2(code, a.format);
+      const float fold = fold_a ? a.scale_at(m, k) : 1.0f;  // a power of two: exact
+      p.a_value[m * Kp + k] = a_table[code] * fold;
+      p.a_pow2[m * Kp + k] = nominal_pow2(code, a.format) * fold;
     }
     for (int64_t i = 0; i < I; ++i)
-      p.a_scale[m * I + i] = unit_scales ? 1.0f : a.scale_at(m, std::min(i * p.intervals.length, p.k - 1));
+      p.a_scale[m * I + i] =
+          unit_scales || fold_a ? 1.0f : a.scale_at(m, std::min(i * p.intervals.length, p.k - 1));
   }
   p.w_value.assign(p.num_panels * Kp * kLanes, 0.0f);
   p.w_pow2.assign(p.num_panels * Kp * kLanes, 0.0f);
@@ -91,12 +104,13 @@ Packed pack(const QuantizedTensor& a, const QuantizedTensor& w, int promote, boo
       if (n >= p.n) continue;
       for (int64_t k = 0; k < p.k; ++k) {
         const uint8_t code = w.codes[n * p.k + k];
-        p.w_value[(panel * Kp + k) * kLanes + lane] = w_table[code];
-        p.w_pow2[(panel * Kp + k) * kLanes + lane] = nominal_pow2(code, w.format);
+        const float fold = fold_w ? w.scale_at(n, k) : 1.0f;
+        p.w_value[(panel * Kp + k) * kLanes + lane] = w_table[code] * fold;
+        p.w_pow2[(panel * Kp + k) * kLanes + lane] = nominal_pow2(code, w.format) * fold;
       }
       for (int64_t i = 0; i < I; ++i)
         p.w_scale[(panel * I + i) * kLanes + lane] =
-            unit_scales ? 1.0f : w.scale_at(n, std::min(i * p.intervals.length, p.k - 1));
+            unit_scales || fold_w ? 1.0f : w.scale_at(n, std::min(i * p.intervals.length, p.k - 1));
     }
   return p;
 }
@@ -161,7 +175,7 @@ void tile_kernel(const Packed& p, int F, int64_t m0, int64_t panel0, const float
           vi e = exponent_of(pow2_max[r][v]);
           const vi ec = exponent_of(c[r][v]);
           e = ec > e ? ec : e;
-          e = e > -64 ? e : -64;  // all-zero step: any E works, keep 2^(F-E) finite
+          e = e > -100 ? e : -100;  // all-zero step: any E works, keep 2^(F-E) finite
           E[r][v] = e;
           scale_up[r][v] = (vf)((F - e + 127) << 23);
         }
@@ -210,29 +224,19 @@ void run_tiles(const Packed& p, int F, const float* c_init, float* y) {
   }
 }
 
-// acc_bits = fp32: per promotion interval an sgemm of the unscaled decoded
-// values, folded into the output with the interval's scales.
-std::vector<float> gemm_fp32_blockwise(const QuantizedTensor& a, const QuantizedTensor& w, int promote) {
+// acc_bits = fp32: block-wise BLAS on dequantized tiles. Each tile is
+// decoded and multiplied by its scale (dequantize: one FP32 rounding of
+// code * scale, none for UE8M0), then one sgemm over all of K. With an FP32
+// accumulator, promotion into a second FP32 accumulator changes only the
+// summation order, so `promote` has no effect here: what remains is the
+// quantization error alone.
+std::vector<float> gemm_fp32_dequantized(const QuantizedTensor& a, const QuantizedTensor& w) {
   const int64_t M = a.rows, N = w.rows, K = a.cols;
   std::vector<float> y(M * N, 0.0f);
   if (M == 0 || N == 0) return y;
-  const auto& a_table = fp8_decode_table(a.format);
-  const auto& w_table = fp8_decode_table(w.format);
-  std::vector<float> a_value(M * K), w_value(N * K), partial(M * N);
-  for (int64_t i = 0; i < M * K; ++i) a_value[i] = a_table[a.codes[i]];
-  for (int64_t i = 0; i < N * K; ++i) w_value[i] = w_table[w.codes[i]];
-  const int64_t length = promote > 0 ? promote : std::max<int64_t>(K, 1);
-  for (int64_t k0 = 0; k0 < K; k0 += length) {
-    const int64_t len = std::min(length, K - k0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, len, 1.0f, a_value.data() + k0, K,
-                w_value.data() + k0, K, 0.0f, partial.data(), N);
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m) {
-      const float sa = a.scale_at(m, k0);
-      for (int64_t n = 0; n < N; ++n)
-        y[m * N + n] = std::fma(sa * w.scale_at(n, k0), partial[m * N + n], y[m * N + n]);
-    }
-  }
+  const std::vector<float> a_value = dequantize(a), w_value = dequantize(w);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a_value.data(), K, w_value.data(), K, 0.0f,
+              y.data(), N);
   return y;
 }
 
@@ -274,11 +278,12 @@ void validate_fp8_gemm(const QuantizedTensor& a, const QuantizedTensor& w, const
     MOE_CHECK(q->granularity != Granularity::tile_128x1)
         << "fp8 gemm: operand " << name << " uses 128x1 tiles, whose scales vary along K; transpose it and "
         << "quantize 1x128 instead";
-    if (q->granularity == Granularity::tile_1x128 || q->granularity == Granularity::block_128x128) {
-      MOE_CHECK(options.promote > 0 && kFp8TileSize % options.promote == 0)
-          << "promote " << options.promote << " with " << granularity_name(q->granularity) << " scales on operand "
-          << name << ": the tensor core cannot apply different scales within one accumulation, so promote must "
-          << "divide " << kFp8TileSize << " (use --quant tensor for promote 0)";
+    if (folds_scales(*q, options.promote) && options.acc_bits != kAccFp32) {
+      MOE_CHECK(q->ue8m0) << "promote " << options.promote << " with " << granularity_name(q->granularity)
+                          << " FP32 scales on operand " << name << ": the tensor core cannot apply different "
+                          << "scales within one accumulation, so promote must divide " << kFp8TileSize
+                          << " (or use per-tensor scales, or power-of-two UE8M0 scales, which fold exactly into "
+                          << "the products' exponents)";
     }
   }
 }
@@ -288,7 +293,7 @@ std::vector<float> fp8_gemm(const QuantizedTensor& a, const QuantizedTensor& w, 
   check_finite_codes(a, "a");
   check_finite_codes(w, "w");
   if (a.cols == 0) return std::vector<float>(a.rows * w.rows, 0.0f);
-  if (options.acc_bits == kAccFp32) return gemm_fp32_blockwise(a, w, options.promote);
+  if (options.acc_bits == kAccFp32) return gemm_fp32_dequantized(a, w);
   const Packed p = pack(a, w, options.promote, /*unit_scales=*/false);
   std::vector<float> y(a.rows * w.rows, 0.0f);
   run_tiles(p, options.acc_bits, nullptr, y.data());
@@ -309,6 +314,9 @@ std::vector<float> fp8_gemm_reference(const QuantizedTensor& a, const QuantizedT
                                       const Fp8GemmOptions& options) {
   validate_fp8_gemm(a, w, options);
   MOE_CHECK(options.acc_bits != kAccFp32) << "fp8_gemm_reference emulates the tensor core; acc_bits fp32 is BLAS";
+  MOE_CHECK(!folds_scales(a, options.promote) && !folds_scales(w, options.promote))
+      << "fp8_gemm_reference applies scales at promotion; promote " << options.promote << " must divide "
+      << kFp8TileSize << " with fine-grained scales";
   const int64_t M = a.rows, N = w.rows, K = a.cols;
   const int64_t length = options.promote > 0 ? options.promote : std::max<int64_t>(K, 1);
   std::vector<float> y(M * N, 0.0f);

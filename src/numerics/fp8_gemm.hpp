@@ -11,12 +11,15 @@
 // mma_reference.hpp for the step). Every `promote` K elements (N_C; 0 = never)
 // the partial D is folded into an FP32 accumulator, out = fma(fp32(sa*sw), D, out),
 // and C restarts at zero. Scales must therefore be constant over each
-// promotion interval: with 128-wide scale blocks, promote divides 128; with
-// promote = 0 both operands need per-tensor scales.
+// promotion interval: with 128-wide FP32 scale blocks, promote divides 128;
+// with promote = 0 (or not dividing 128) the operands need per-tensor scales,
+// or power-of-two (UE8M0) scales, which are folded exactly into the products'
+// exponents inside the emulated tensor core (as Blackwell's block-scaled MMAs
+// do), so fine-grained scaling and no promotion can be studied separately.
 //
-// acc_bits = kAccFp32 replaces the tensor core by FP32 arithmetic: each
-// promotion interval is an sgemm of the decoded (unscaled) FP8 values, i.e.
-// block-wise BLAS, so only quantization error remains.
+// acc_bits = kAccFp32 replaces the tensor core by FP32 arithmetic: block-wise
+// BLAS on dequantized tiles (one sgemm of code * scale), so only quantization
+// error remains; promote then has no effect beyond FP32 summation order.
 //
 // The limited-precision path is vectorised across 16 output columns (GCC
 // vector extensions; AVX-512 on the target machine) and parallel over output

@@ -91,6 +91,7 @@ QuantizedTensor quantize(const float* x, int64_t rows, int64_t cols, const Quant
 std::vector<float> dequantize(const QuantizedTensor& q) {
   const auto& table = fp8_decode_table(q.format);
   std::vector<float> x(q.codes.size());
+#pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c) x[r * q.cols + c] = table[q.codes[r * q.cols + c]] * q.scale_at(r, c);
   return x;

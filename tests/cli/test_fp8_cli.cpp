@@ -81,6 +81,21 @@ TEST(Fp8Cli, ErrcurveWritesOneRowPerSetting) {
   EXPECT_EQ(bits[2], -1);  // fp32
 }
 
+// --device cuda: where a GPU is present the result equals the CPU emulation
+// bit for bit; where none is, one line and exit 2 (never a CPU fallback).
+TEST(Fp8Cli, GemmOnCudaEqualsCpuOrSaysNoGpu) {
+  const std::string in = make_input(8, 20, 256), cpu_out = temp_path("gc.h5"), gpu_out = temp_path("gg.h5");
+  ASSERT_EQ(run_command("fp8 gemm --force --input " + in + " --out " + cpu_out).status, 0);
+  const CommandResult r = run_command("fp8 gemm --force --device cuda --input " + in + " --out " + gpu_out);
+  if (r.status != 0) {
+    expect_one_line_error(r, "--device cuda");
+    return;
+  }
+  const auto c_cpu = moelab::h5::File::open_read(cpu_out).open_group("runs/gemm/fp8").read<float>("c");
+  const auto c_gpu = moelab::h5::File::open_read(gpu_out).open_group("runs/gemm/fp8").read<float>("c");
+  for (int64_t i = 0; i < c_cpu.numel(); ++i) ASSERT_EQ(c_cpu[i], c_gpu[i]) << "element " << i;
+}
+
 TEST(Fp8Cli, BadInputIsOneLineAndExitTwo) {
   const std::string in = make_input(4, 4, 64);
   expect_one_line_error(run_command("fp8 quantize --input " + in + " --dataset nope --out " + temp_path("x.h5")),
@@ -93,6 +108,8 @@ TEST(Fp8Cli, BadInputIsOneLineAndExitTwo) {
   expect_one_line_error(run_command("fp8 gemm --input " + in + " --out " + temp_path("x.h5") + " --acc-bits 30"),
                         "acc-bits");
   expect_one_line_error(run_command("fp8 errcurve --k 256,abc"), "--k");
+  expect_one_line_error(run_command("fp8 gemm --input " + in + " --out " + temp_path("x.h5") + " --device tpu"),
+                        "--device");
   expect_one_line_error(run_command("fp8 frobnicate"), "unknown subcommand");
 }
 

@@ -3,21 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/rng.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/shared/rmsnorm.hpp"
+#include "tests/kernels/gpu_test.hpp"
 
 using namespace moelab;
-
-namespace {
-
-#define SKIP_WITHOUT_GPU()                                                    \
-  if (cuda::device_count() == 0) GTEST_SKIP() << "skipped: " << cuda::device_description()
-
-}  // namespace
 
 TEST(GpuRmsnorm, MatchesCpuTwin) {
   SKIP_WITHOUT_GPU();
@@ -41,6 +36,7 @@ TEST(GpuRmsnorm, MatchesCpuTwin) {
     for (size_t i = 0; i < y_cpu.size(); ++i)
       max_rel = std::max(max_rel, std::abs(double(y_gpu[i]) - y_cpu[i]) / (std::abs(double(y_cpu[i])) + 1e-6));
     // FP32 reduction order differs: a few ulps of the inverse RMS.
+    ::testing::Test::RecordProperty("max_rel_err_n" + std::to_string(n), std::to_string(max_rel));
     EXPECT_LT(max_rel, 1e-5) << "n=" << n;
   }
 }

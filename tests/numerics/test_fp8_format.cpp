@@ -192,3 +192,23 @@ TEST(Ue8m0, RoundsScalesUpToPowersOfTwo) {
 }
 
 }  // namespace
+
+TEST(Fp8Round, EqualsDecodeOfEncodeForEveryFiniteValueOnAStridedSweep) {
+  // The float-domain rounding of the fake-quantization fast path against the
+  // codes: every 1021st FP32 bit pattern below inf, both signs, and -0.
+  for (Fp8Kind kind : {Fp8Kind::e4m3, Fp8Kind::e5m2}) {
+    const auto& f = numerics::fp8_format(kind);
+    for (uint32_t bits = 0; bits < 0x7f800000u; bits += 1021)
+      for (uint32_t sign : {0u, 0x80000000u}) {
+        const float x = from_bits(bits | sign);
+        const float expect = numerics::fp8_decode(numerics::fp8_encode(x, kind), kind);
+        ASSERT_EQ(shared::float_to_bits(shared::fp8_round(x, f)), shared::float_to_bits(expect))
+            << numerics::fp8_name(kind) << " x = " << x;
+      }
+    for (float p : critical_points(kind))
+      for (float x : {p, -p})
+        ASSERT_EQ(shared::float_to_bits(shared::fp8_round(x, f)),
+                  shared::float_to_bits(numerics::fp8_decode(numerics::fp8_encode(x, kind), kind)))
+            << numerics::fp8_name(kind) << " x = " << x;
+  }
+}

@@ -139,6 +139,28 @@ TEST(Fp8Gemm, EqualsScalarReferenceWithPromotion) {
   }
 }
 
+TEST(Fp8Gemm, Ue8m0ScalesFoldExactlyIntoTheTensorCore) {
+  // Power-of-two scales only shift the products' exponents, so applying them
+  // inside the emulated tensor core (promote 0) gives bit for bit what
+  // applying them at promotion does when a single interval covers K (= 128).
+  Rng rng(8);
+  const int64_t M = 140, N = 150, K = 128;
+  std::vector<float> a(M * K), w(N * K);
+  for (float& v : a) v = static_cast<float>(rng.normal() * std::exp(3.0 * rng.normal()));
+  for (float& v : w) v = static_cast<float>(rng.normal() * 0.02);
+  const auto qa = quantize(a.data(), M, K, {Fp8Kind::e4m3, Granularity::tile_1x128, true});
+  const auto qw = quantize(w.data(), N, K, {Fp8Kind::e4m3, Granularity::block_128x128, true});
+  for (int F : {13, 20}) {
+    const auto folded = fp8_gemm(qa, qw, {F, 0});
+    const auto promoted = fp8_gemm(qa, qw, {F, 128});
+    for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(bits_of(folded[i]), bits_of(promoted[i])) << "F=" << F << " at " << i;
+  }
+  // Without promotion over a longer K, fine-grained UE8M0 scales still run,
+  // and FP32 scales are refused (they cannot enter the tensor core).
+  const auto qa_fp32 = quantize(a.data(), M, K, {Fp8Kind::e4m3, Granularity::tile_1x128, false});
+  EXPECT_THROW(fp8_gemm(qa_fp32, qw, {13, 0}), Error);
+}
+
 TEST(Fp8Gemm, Fp32ModeEqualsPlainFp32GemmOfDequantizedInputs) {
   Rng rng(6);
   const int64_t M = 64, N = 96, K = 1000;

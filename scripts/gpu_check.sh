@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run once on a machine with an NVIDIA GPU: builds moelab with the CUDA
+# kernels, runs every GPU-vs-CPU test and the GPU micro-benchmarks, and prints
+# one table: op, max error against the CPU twin, time, TFLOP/s or GB/s.
+#
+#   scripts/gpu_check.sh            build in build-gpu/ (Release, CUDA on)
+# Without a GPU it says so and exits 0 after the build (the tests skip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build=build-gpu
+cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DMOELAB_CUDA=ON >/dev/null
+cmake --build $build -j "$(nproc)" --target test_kernels bench_kernels_gpu
+out=$build/gpu_check
+mkdir -p $out
+$build/tests/test_kernels --gtest_output=json:$out/tests.json || echo "gpu_check: some GPU tests FAILED (see above)"
+$build/experiments/micro/bench_kernels_gpu --benchmark_min_time=0.2s \
+  --benchmark_out=$out/bench.json --benchmark_out_format=json >/dev/null || true
+/usr/bin/python3 - "$out/tests.json" "$out/bench.json" <<'PY'
+import json, sys
+tests = json.load(open(sys.argv[1]))
+print(f"{'test':<40} {'result':<8} figures")
+for suite in tests["testsuites"]:
+    for t in suite["testsuite"]:
+        props = {k: v for k, v in t.items() if k.startswith(("max_", "mismatch_"))}
+        skipped = t.get("result") == "SKIPPED"
+        result = "skipped" if skipped else ("FAILED" if t.get("failures") else "ok")
+        figures = " ".join(f"{k}={v}" for k, v in props.items())
+        print(f"{suite['name'] + '.' + t['name']:<40} {result:<8} {figures}")
+bench = json.load(open(sys.argv[2]))
+print(f"\n{'benchmark':<52} {'time_us':>10} {'TFLOP/s':>9} {'GB/s':>9}")
+for b in bench["benchmarks"]:
+    if b.get("error_occurred"):
+        print(f"{b['name']:<52} skipped: {b.get('error_message', '')}")
+        continue
+    t_us = b["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3, "s": 1e6}[b["time_unit"]]
+    tf = b.get("FLOP/s", 0) / 1e12
+    gb = b.get("bytes/s", 0) / 1e9
+    print(f"{b['name']:<52} {t_us:>10.1f} {tf:>9.2f} {gb:>9.1f}")
+PY

@@ -1,0 +1,78 @@
+"""FP8 GEMM error against K (moelab fp8 errcurve): one line per
+(acc_bits, promote) setting, log-log, for the normwise error, the maximum
+error over the output RMS and the mean elementwise relative error; the
+paper's anchor (DeepSeek-V3 §3.3.2: ~2% at K = 4096 without promotion) is
+marked on the max/rms panel."""
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from plots._common import runs
+
+METRICS = (("normwise", "||c - c*|| / ||c*||"),
+           ("max_err_over_rms", "max |c - c*| / rms(c*)"),
+           ("mean_rel", "mean |c - c*| / |c*|"))
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _curves(run):
+    return run["fp8/errcurve"] if "fp8/errcurve" in run else None
+
+
+def applies(f):
+    return any(_curves(run) is not None for _, run in runs(f))
+
+
+def _setting_label(acc_bits, promote, fp32_code):
+    acc = "FP32 acc" if acc_bits == fp32_code else f"F={acc_bits}"
+    return f"{acc}, " + ("no promotion" if promote == 0 else f"promote {promote}")
+
+
+def plot(f, out_dir):
+    written = []
+    for run_name, run in runs(f):
+        g = _curves(run)
+        if g is None:
+            continue
+        k = g["k"][()]
+        acc_bits = g["acc_bits"][()]
+        promote = g["promote"][()]
+        fp32_code = int(g.attrs.get("acc_bits_fp32", -1))
+        settings = sorted(set(zip(acc_bits.tolist(), promote.tolist())),
+                          key=lambda s: (s[0] == fp32_code, s[0], s[1]))
+        fig, axes = plt.subplots(1, len(METRICS), figsize=(5.2 * len(METRICS), 4.0))
+        for ax, (metric, ylabel) in zip(axes, METRICS):
+            values = g[metric][()]
+            for bits, prom in settings:
+                sel = (acc_bits == bits) & (promote == prom)
+                order = np.argsort(k[sel])
+                style = "--" if prom == 0 else "-"
+                ax.plot(k[sel][order], values[sel][order], style, marker="o", ms=3,
+                        label=_setting_label(bits, prom, fp32_code))
+            if metric == "max_err_over_rms":
+                ax.axhline(0.02, color="gray", lw=0.8, ls=":")
+                ax.annotate("paper: ~2% at K=4096, no promotion", (k.min(), 0.02), fontsize=7,
+                            color="gray", va="bottom")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("K (inner dimension)")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3, which="both")
+        axes[0].legend(fontsize=7)
+        dist = _text(g.attrs.get("dist", run.attrs.get("dist", "?")))
+        quant = _text(run.attrs.get("quant", "?"))
+        m, n = _text(run.attrs.get("m", "?")), _text(run.attrs.get("n", "?"))
+        trials = _text(run.attrs.get("trials", "?"))
+        fig.suptitle(f"emulated FP8 GEMM error vs K: inputs {dist}, E4M3 {quant} scales, c [{m}, {n}], "
+                     f"mean of {trials} trials, against the float64 product of the dequantized inputs",
+                     fontsize=9)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"fp8_errcurve_{run_name}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,264 @@
+#include "parallel/schedule/executor.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+
+#include "core/error.hpp"
+#include "parallel/schedule/validate.hpp"
+
+namespace moelab::schedule {
+
+namespace {
+
+enum Payload : int { kActivation = 0, kGradient = 1 };
+
+// A send in flight: the buffer must live until MPI says the request completed.
+struct PendingSend {
+  MPI_Request request = MPI_REQUEST_NULL;
+  std::vector<float> buffer;
+};
+
+class RankRunner {
+ public:
+  RankRunner(const Schedule& s, Stages& stages, MPI_Comm comm, int rank)
+      : s_(s), stages_(stages), comm_(comm), rank_(rank) {}
+
+  ExecuteResult run() {
+    ExecuteResult out;
+    MOE_MPI_CHECK(MPI_Barrier(comm_));
+    const double t0 = MPI_Wtime();
+    for (const Op& op : s_.ops[rank_]) {
+      reap_sends();
+      // Receive what the op needs (blocking on the producer's Isend).
+      std::vector<float> f_input, b_grad_output;
+      std::vector<MPI_Request> requests;
+      if (op.has_forward() && op.stage > 0) receive(op.microbatch, op.stage - 1, kActivation, f_input, requests);
+      int b_mb = -1, b_stage = -1;
+      if (op.kind == OpKind::B || op.kind == OpKind::BInput) {
+        b_mb = op.microbatch;
+        b_stage = op.stage;
+      } else if (op.kind == OpKind::FB) {
+        b_mb = op.b_microbatch;
+        b_stage = op.b_stage;
+      }
+      if (b_mb >= 0 && b_stage + 1 < s_.num_stages) receive(b_mb, b_stage + 1, kGradient, b_grad_output, requests);
+      const double wait_start = MPI_Wtime();
+      if (!requests.empty())
+        MOE_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+      const double start = MPI_Wtime();
+      out.wait_s += start - wait_start;
+
+      // Compute.
+      std::vector<float> f_output, b_grad_input;
+      if (op.has_forward() && op.stage + 1 < s_.num_stages) f_output.assign(stages_.boundary_numel(op.microbatch), 0.f);
+      if (b_mb >= 0 && b_stage > 0) b_grad_input.assign(stages_.boundary_numel(b_mb), 0.f);
+      switch (op.kind) {
+        case OpKind::F: stages_.forward(op.microbatch, op.stage, f_input, f_output); break;
+        case OpKind::B:
+        case OpKind::BInput:
+          stages_.backward_input(b_mb, b_stage, b_grad_output, b_grad_input, op.kind == OpKind::BInput);
+          break;
+        case OpKind::W: stages_.backward_weight(op.microbatch, op.stage); break;
+        case OpKind::FB:
+          stages_.forward_backward(op.microbatch, op.stage, f_input, f_output, b_mb, b_stage, b_grad_output,
+                                   b_grad_input);
+          break;
+      }
+      const double end = MPI_Wtime();
+      out.compute_s += end - start;
+      out.events.push_back(make_event(op, start - t0, end - t0));
+
+      // Send what it produced, without waiting.
+      if (!f_output.empty()) send(op.microbatch, op.stage, kActivation, std::move(f_output));
+      if (!b_grad_input.empty()) send(b_mb, b_stage, kGradient, std::move(b_grad_input));
+    }
+    for (auto& p : sends_) MOE_MPI_CHECK(MPI_Wait(&p->request, MPI_STATUS_IGNORE));
+    sends_.clear();
+    MOE_CHECK(local_.empty()) << "pipeline executor: rank " << rank_ << " ends with " << local_.size()
+                              << " unconsumed local hand-overs";
+    return out;
+  }
+
+ private:
+  int tag(int mb, int stage, Payload payload) const {
+    return static_cast<int>(2 * (static_cast<int64_t>(mb) * s_.num_stages + stage) + payload);
+  }
+
+  // Data produced by (mb, from_stage): an activation for from_stage + 1 or a
+  // gradient for from_stage - 1.
+  void receive(int mb, int from_stage, Payload payload, std::vector<float>& into, std::vector<MPI_Request>& requests) {
+    const int source = s_.rank_of(mb, from_stage);
+    const int t = tag(mb, from_stage, payload);
+    if (source == rank_) {
+      auto it = local_.find(t);
+      MOE_CHECK(it != local_.end()) << "pipeline executor: rank " << rank_ << " needs micro-batch " << mb
+                                    << (payload == kActivation ? " activation" : " gradient") << " of stage "
+                                    << from_stage << " before it was computed";
+      into = std::move(it->second);
+      local_.erase(it);
+      return;
+    }
+    into.assign(stages_.boundary_numel(mb), 0.f);
+    requests.emplace_back();
+    MOE_MPI_CHECK(MPI_Irecv(into.data(), static_cast<int>(into.size()), MPI_FLOAT, source, t, comm_, &requests.back()));
+  }
+
+  void send(int mb, int from_stage, Payload payload, std::vector<float>&& buffer) {
+    const int to_stage = payload == kActivation ? from_stage + 1 : from_stage - 1;
+    const int dest = s_.rank_of(mb, to_stage);
+    const int t = tag(mb, from_stage, payload);
+    if (dest == rank_) {
+      local_[t] = std::move(buffer);
+      return;
+    }
+    auto p = std::make_unique<PendingSend>();
+    p->buffer = std::move(buffer);
+    MOE_MPI_CHECK(MPI_Isend(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, dest, t, comm_,
+                            &p->request));
+    sends_.push_back(std::move(p));
+  }
+
+  // Frees the buffers of completed sends (and gives MPI a chance to progress).
+  void reap_sends() {
+    auto done = [](std::unique_ptr<PendingSend>& p) {
+      int flag = 0;
+      MOE_MPI_CHECK(MPI_Test(&p->request, &flag, MPI_STATUS_IGNORE));
+      return flag != 0;
+    };
+    sends_.erase(std::remove_if(sends_.begin(), sends_.end(), done), sends_.end());
+  }
+
+  Event make_event(const Op& op, double start_s, double end_s) const {
+    Event e;
+    e.rank = rank_;
+    e.kind = op.kind;
+    e.microbatch = op.microbatch;
+    e.stage = op.stage;
+    e.chunk = s_.chunk_of(op.microbatch, op.stage);
+    e.direction = s_.direction(op.microbatch);
+    if (op.kind == OpKind::FB) {
+      e.b_microbatch = op.b_microbatch;
+      e.b_stage = op.b_stage;
+      e.b_chunk = s_.chunk_of(op.b_microbatch, op.b_stage);
+      e.b_direction = s_.direction(op.b_microbatch);
+    }
+    e.start_s = start_s;
+    e.end_s = end_s;
+    return e;
+  }
+
+  const Schedule& s_;
+  Stages& stages_;
+  MPI_Comm comm_;
+  int rank_;
+  std::vector<std::unique_ptr<PendingSend>> sends_;
+  std::unordered_map<int, std::vector<float>> local_;  // same-rank hand-overs by tag
+};
+
+}  // namespace
+
+ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm) {
+  int rank = 0, size = 0;
+  MOE_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  MOE_MPI_CHECK(MPI_Comm_size(comm, &size));
+  MOE_CHECK(size == s.num_ranks) << "pipeline executor: schedule " << s.kind << " is for " << s.num_ranks
+                                 << " ranks, the communicator has " << size;
+  validate(s);
+  int* tag_ub = nullptr;
+  int found = 0;
+  MOE_MPI_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &tag_ub, &found));
+  const int64_t max_tag = 2 * static_cast<int64_t>(s.num_microbatches) * s.num_stages;
+  MOE_CHECK(!found || max_tag <= *tag_ub) << "pipeline executor: " << s.num_microbatches << " micro-batches x "
+                                          << s.num_stages << " stages need tags up to " << max_tag
+                                          << ", above MPI_TAG_UB " << *tag_ub;
+  return RankRunner(s, stages, comm, rank).run();
+}
+
+SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm comm, int root) {
+  int rank = 0, size = 0;
+  MOE_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  MOE_MPI_CHECK(MPI_Comm_size(comm, &size));
+  constexpr int kInts = 10;
+  const int n = static_cast<int>(mine.events.size());
+  std::vector<int32_t> ints(static_cast<size_t>(n) * kInts);
+  std::vector<double> times(static_cast<size_t>(n) * 2);
+  for (int i = 0; i < n; ++i) {
+    const Event& e = mine.events[i];
+    const int32_t row[kInts] = {e.rank,    static_cast<int32_t>(e.kind), e.microbatch, e.stage,   e.chunk,
+                                e.direction, e.b_microbatch, e.b_stage,   e.b_chunk, e.b_direction};
+    std::copy(row, row + kInts, ints.begin() + static_cast<size_t>(i) * kInts);
+    times[2 * i] = e.start_s;
+    times[2 * i + 1] = e.end_s;
+  }
+  std::vector<int> counts(size), int_counts(size), int_displs(size), time_counts(size), time_displs(size);
+  MOE_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm));
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    int_counts[r] = counts[r] * kInts;
+    int_displs[r] = total * kInts;
+    time_counts[r] = counts[r] * 2;
+    time_displs[r] = total * 2;
+    total += counts[r];
+  }
+  std::vector<int32_t> all_ints(rank == root ? static_cast<size_t>(total) * kInts : 0);
+  std::vector<double> all_times(rank == root ? static_cast<size_t>(total) * 2 : 0);
+  MOE_MPI_CHECK(MPI_Gatherv(ints.data(), n * kInts, MPI_INT32_T, all_ints.data(), int_counts.data(),
+                            int_displs.data(), MPI_INT32_T, root, comm));
+  MOE_MPI_CHECK(MPI_Gatherv(times.data(), n * 2, MPI_DOUBLE, all_times.data(), time_counts.data(),
+                            time_displs.data(), MPI_DOUBLE, root, comm));
+  SimResult out;
+  if (rank != root) return out;
+  out.ranks.resize(s.num_ranks);
+  const std::vector<int64_t> peaks = peak_activations(s);
+  for (int r = 0; r < s.num_ranks; ++r) {
+    out.ranks[r].peak_activations = peaks[r];
+    out.ranks[r].param_copies = s.chunks_on(r);
+  }
+  out.events.resize(total);
+  for (int i = 0; i < total; ++i) {
+    const int32_t* row = &all_ints[static_cast<size_t>(i) * kInts];
+    Event& e = out.events[i];
+    e.rank = row[0];
+    e.kind = static_cast<OpKind>(row[1]);
+    e.microbatch = row[2];
+    e.stage = row[3];
+    e.chunk = row[4];
+    e.direction = row[5];
+    e.b_microbatch = row[6];
+    e.b_stage = row[7];
+    e.b_chunk = row[8];
+    e.b_direction = row[9];
+    e.start_s = all_times[2 * i];
+    e.end_s = all_times[2 * i + 1];
+    RankFigures& f = out.ranks[e.rank];
+    f.busy_s += e.end_s - e.start_s;
+    f.end_s = std::max(f.end_s, e.end_s);
+    ++f.num_ops;
+    ++f.num_ops_of[static_cast<int>(e.kind)];
+    out.makespan_s = std::max(out.makespan_s, e.end_s);
+  }
+  for (auto& f : out.ranks) f.idle_s = out.makespan_s - f.busy_s;
+  return out;
+}
+
+Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
+  double sum[kNumOpKinds] = {}, count[kNumOpKinds] = {};
+  for (const Event& e : timeline.events) {
+    sum[static_cast<int>(e.kind)] += e.end_s - e.start_s;
+    count[static_cast<int>(e.kind)] += 1;
+  }
+  auto mean = [&](OpKind k, double otherwise) {
+    const int i = static_cast<int>(k);
+    return count[i] > 0 ? sum[i] / count[i] : otherwise;
+  };
+  Durations d = fallback;
+  d.f_s = mean(OpKind::F, fallback.f_s);
+  d.w_s = mean(OpKind::W, fallback.w_s);
+  const double b_input = mean(OpKind::BInput, -1);
+  d.b_s = mean(OpKind::B, b_input >= 0 ? b_input + d.w_s : fallback.b_s);
+  d.fb_s = mean(OpKind::FB, fallback.fb_s);
+  return d;
+}
+
+}  // namespace moelab::schedule

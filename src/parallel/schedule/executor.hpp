@@ -1,0 +1,98 @@
+// Runs a pipeline schedule over MPI ranks, op by op, with the model behind an
+// abstract per-rank Stages interface, and logs the measured timeline in the
+// schedule/events format (events_h5.hpp) so it compares row by row with the
+// simulated one.
+//
+// Communication (why it cannot deadlock): before an op a rank receives what
+// the op needs (the previous stage's activation for a forward, the next
+// stage's input gradient for a backward) with a blocking wait on MPI_Irecv;
+// after the op it sends what it produced with MPI_Isend and does NOT wait for
+// the send (the request and its buffer are kept, tested for completion at each
+// op and all waited at the end of the step). A rank therefore only ever blocks
+// on data that its producer sends as soon as it has computed it, which is the
+// model validate() checks: a schedule that passes the validator (dependency
+// graph plus program order acyclic) cannot deadlock here. DualPipe's own
+// executor gets the same guarantee differently, by batching each op's sends
+// with the next op's receives (batch_isend_irecv) in a hand-placed order;
+// with non-blocking sends no placement is needed. Stages that meet on the
+// same rank (DualPipeV's turn, stages N-1 and N) hand their tensors over in
+// memory.
+//
+// Messages are identified by tag = 2·(mb·S + stage) + {0 activation, 1 gradient},
+// so any order of arrival is fine; the tag range is checked against MPI_TAG_UB.
+//
+// Overlap: an F&B op runs Stages::forward_backward, whose default runs the
+// forward then the backward; a stage that can interleave them (DualPipe's
+// overlapped_forward_backward: one's all-to-all hidden behind the other's
+// compute) overrides it. Zero bubble: B_input calls backward_input with
+// defer_weight = true and the matching W op calls backward_weight.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "parallel/schedule/schedule.hpp"
+#include "parallel/schedule/simulate.hpp"
+
+namespace moelab::schedule {
+
+// The stages one rank holds. Activations and gradients cross stage
+// boundaries as flat float buffers of boundary_numel(mb) elements (the
+// stage's own shapes, e.g. [T, H] hidden states, are its business).
+// Gradient rule: parameter gradients accumulate (+=) over micro-batches.
+class Stages {
+ public:
+  virtual ~Stages() = default;
+  // Elements of the activation (and of its gradient) passed between stages
+  // for micro-batch mb.
+  virtual int64_t boundary_numel(int mb) const = 0;
+  // Forward of (mb, stage). input: the previous stage's output (empty for
+  // stage 0, which reads its own data). output: to fill (empty for the last
+  // stage, which computes and keeps the micro-batch's loss). Saves what the
+  // backward needs.
+  virtual void forward(int mb, int stage, std::span<const float> input, std::span<float> output) = 0;
+  // Backward of (mb, stage) for the input: grad_output is dL/d(output)
+  // (empty for the last stage: start from the loss); fills grad_input =
+  // dL/d(input) (empty for stage 0). defer_weight = false: also accumulate the
+  // weight gradients and free the saved activations (a full B). true: keep
+  // what the weight gradient needs until backward_weight(mb, stage) (B_input).
+  virtual void backward_input(int mb, int stage, std::span<const float> grad_output, std::span<float> grad_input,
+                              bool defer_weight) = 0;
+  // The deferred weight gradient of (mb, stage) (W); frees its activations.
+  virtual void backward_weight(int mb, int stage) = 0;
+  // F&B: forward of (f_mb, f_stage) overlapped with the full backward of
+  // (b_mb, b_stage). Default: one after the other.
+  virtual void forward_backward(int f_mb, int f_stage, std::span<const float> f_input, std::span<float> f_output,
+                                int b_mb, int b_stage, std::span<const float> b_grad_output,
+                                std::span<float> b_grad_input) {
+    forward(f_mb, f_stage, f_input, f_output);
+    backward_input(b_mb, b_stage, b_grad_output, b_grad_input, false);
+  }
+};
+
+struct ExecuteResult {
+  std::vector<Event> events;  // this rank's ops, program order; seconds since the common start
+  double compute_s = 0;       // sum of op compute times
+  double wait_s = 0;          // time blocked in receives
+};
+
+// Runs this rank's program of `s` (rank = the rank in comm, which must have
+// s.num_ranks ranks). Validates the schedule first (every rank, same answer).
+ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm);
+
+// Gathers every rank's events to root and returns the measured figures there
+// (makespan, per-rank busy/idle, and the schedule's peak activations and
+// parameter copies), in the same form as the simulator's; other ranks get an
+// empty result.
+SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm comm, int root = 0);
+
+// Mean op durations of a timeline (measured or simulated), for "simulate the
+// executed run with the durations measured in it": F, B, W and F&B from the
+// ops of that kind; B from B_input + W when no full B ran; a kind that never
+// ran keeps the value in `fallback`. p2p is left at fallback.p2p_s.
+Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
+
+}  // namespace moelab::schedule

@@ -1,0 +1,25 @@
+// GPipe (Huang et al. 2019): every rank runs all forwards, then all
+// backwards. Bubble (PP-1)(F+B) like 1F1B, but activations of all C
+// micro-batches stay alive until their backward: the baseline 1F1B improves on.
+#include "parallel/schedule/generators.hpp"
+
+#include <numeric>
+
+#include "core/error.hpp"
+
+namespace moelab::schedule {
+
+Schedule make_gpipe(int num_ranks, int num_microbatches) {
+  std::vector<int> stage_rank(num_ranks), stage_chunk(num_ranks, 0);
+  std::iota(stage_rank.begin(), stage_rank.end(), 0);
+  Schedule s = empty_schedule("gpipe", num_ranks, num_microbatches, stage_rank, stage_chunk);
+  for (int r = 0; r < num_ranks; ++r) {
+    // nF: all forwards.
+    for (int mb = 0; mb < num_microbatches; ++mb) s.ops[r].push_back(Op::f(mb, r));
+    // nB: all backwards, in the order the last stage produces them.
+    for (int mb = 0; mb < num_microbatches; ++mb) s.ops[r].push_back(Op::b(mb, r));
+  }
+  return s;
+}
+
+}  // namespace moelab::schedule

@@ -1,0 +1,74 @@
+// Event-driven simulator of a pipeline schedule (DeepSeek-V3 Table 2;
+// shared/reference/deepseek-v3.md §6.5). Given the time of one chunk's
+// forward F, full backward B, weight-gradient part W (so B_input = B - W),
+// an overlapped forward-and-backward pair F&B and a point-to-point latency,
+// every rank runs its program in order; an op starts when the rank is free
+// and its inputs have arrived. Reported per rank: busy time, idle time
+// (makespan - busy: the bubble), peak in-flight activations (in units of one
+// micro-batch's activations of one stage: +1 when a forward starts, -1 when
+// the (mb, stage)'s backward is complete, i.e. after B or after W) and the
+// parameter copies (stages held, in units of one stage).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parallel/schedule/schedule.hpp"
+
+namespace moelab::schedule {
+
+struct Durations {
+  double f_s = 1.0;    // forward of one chunk
+  double b_s = 2.0;    // full backward of one chunk (input + weight gradients)
+  double w_s = 1.0;    // weight-gradient part of b_s
+  double fb_s = 3.0;   // overlapped forward + backward pair
+  double p2p_s = 0.0;  // latency of one activation / gradient transfer between ranks
+  double b_input_s() const { return b_s - w_s; }
+  double of(OpKind kind) const;
+  void validate() const;  // non-negative, w <= b
+};
+
+// One row of the schedule/events table.
+struct Event {
+  int32_t rank = 0;
+  OpKind kind = OpKind::F;
+  int32_t microbatch = -1, stage = -1, chunk = -1, direction = -1;
+  int32_t b_microbatch = -1, b_stage = -1, b_chunk = -1, b_direction = -1;  // F&B: the backward half
+  double start_s = 0, end_s = 0;
+};
+
+struct RankFigures {
+  double busy_s = 0, idle_s = 0, end_s = 0;
+  int64_t peak_activations = 0;
+  int param_copies = 0;
+  int64_t num_ops = 0;
+  int64_t num_ops_of[kNumOpKinds] = {};
+};
+
+struct SimResult {
+  double makespan_s = 0;
+  std::vector<RankFigures> ranks;
+  std::vector<Event> events;  // rank by rank in program order
+  double max_idle_s() const;
+  double min_idle_s() const;
+  int64_t max_peak_activations() const;
+};
+
+// Validates the schedule (throws on problems), then replays it.
+SimResult simulate(const Schedule& s, const Durations& d);
+
+// Peak in-flight activations of each rank (timing-independent).
+std::vector<int64_t> peak_activations(const Schedule& s);
+
+// DeepSeek-V3 Table 2, PP = number of stages (for DualPipeV twice the ranks):
+//   1f1b, gpipe  (PP-1)(F+B)     zb1p  (PP-1)(F+B-2W)
+//   dualpipe, dualpipev  (PP/2-1)(F&B+B-3W)
+// Throws for kinds without a closed form.
+double table2_bubble_s(const std::string& kind, int num_stages, const Durations& d);
+// Table 2's activation column (1F1B, ZB1P: PP; DualPipe(V): PP+1) and
+// parameter column (1x; 2x).
+int64_t table2_activations(const std::string& kind, int num_stages);
+int table2_param_copies(const std::string& kind);
+
+}  // namespace moelab::schedule

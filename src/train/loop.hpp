@@ -1,0 +1,69 @@
+// The training loop of `moelab train` (issue 4; DeepSeek-V3 §4.2, §4.5):
+//
+//   for step: batch(step) → model_forward (main + MTP losses) → balance loss
+//   of every MoE layer (its gradient into the router's d_scores) →
+//   model_backward → clip → AdamW(lr(step)) → expert loads summed over the
+//   global batch (reduce_load) → bias update (sign rule) → log to HDF5
+//   every eval_every steps: held-out loss (main model), per domain; expert
+//   load per domain; MaxVio_global
+//
+// Deterministic: the same configuration and seed give the same numbers bit
+// for bit (initialisation seeded by name, batches a function of the step,
+// FP32 reductions in a fixed order); a run resumed from a checkpoint
+// continues exactly as one that was not stopped.
+//
+// Expert computation goes through the model's RoutedExperts (hooks.context:
+// parallel/ installs its expert-parallel factory) and global loads through
+// hooks.reduce_load, so the expert-parallel loop is this loop.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "io/results.hpp"
+#include "model/model.hpp"
+#include "train/balance.hpp"
+#include "train/data.hpp"
+#include "train/train_options.hpp"
+
+namespace moelab::train {
+
+struct TrainHooks {
+  LoadReducer reduce_load = local_load_reducer;  // sums [E] loads across ranks
+  // Adjusts the model context (e.g. installs an expert-parallel experts factory).
+  std::function<void(ModelContext<float>&)> setup_context;
+  std::ostream* progress = nullptr;  // progress lines; null: quiet
+};
+
+struct TrainSummary {
+  int64_t steps_done = 0;
+  double final_loss = 0;          // last step's main-model training loss
+  double final_eval_loss = 0;     // last evaluation (NaN when none)
+  double final_maxvio_batch = 0;  // last step, mean over MoE layers
+  double final_maxvio_global = 0; // last evaluation, mean over MoE layers
+  double tokens_per_s = 0;        // mean over the run's steps (after the first)
+  bool stopped_early = false;     // train.stop_after
+  std::vector<double> losses;     // main-model training loss per step done
+};
+
+// The resolved model configuration of a training config (preset, MTP depth,
+// routing-group overrides).
+ModelConfig train_model_config(const TrainConfig& config);
+
+// Runs the loop; writes into `run` when non-null (rank 0). Throws on bad input.
+TrainSummary run_training(const TrainConfig& config, ResultsRun* run, const TrainHooks& hooks = {});
+
+// The MoE layers of a model (main layers, then the MTP modules'), in the
+// order of load/ rows.
+struct MoeLayerRef {
+  int64_t layer = 0;            // HF layer index
+  MoeSaved<float>* saved = nullptr;
+  Param<float>* bias = nullptr;  // e_score_correction_bias (null without one)
+  int64_t num_seqs = 0, seq_len = 0;  // token layout of this layer's input
+};
+std::vector<MoeLayerRef> moe_layers(ModelParams<float>& params, ModelSaved<float>& saved);
+
+}  // namespace moelab::train
