@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/shared/fp8.hpp"
+#include "kernels/shared/route.hpp"
 
 namespace moelab::cuda {
 
@@ -37,5 +38,45 @@ void fp8_gemm_emulated(float* y, const uint8_t* a_codes, const float* a_scale, c
                        const shared::Fp8Format& w_format, int fraction_bits, int64_t interval, cudaStream_t stream);
 // codes [n] = fp8(x [n]), RNE satfinite: E4M3, or E5M2 when e5m2.
 void fp8_convert(uint8_t* codes, const float* x, int64_t n, bool e5m2, cudaStream_t stream);
+
+// h [rows, n] = silu(g) * u; g, u [rows, n] with row stride ld_in (may be
+// the two halves of one [rows, 2n] buffer). Backward: dg, du (=, stride
+// ld_in) from dh [rows, n]; du may alias u.
+void swiglu_forward(float* h, const float* g, const float* u, int64_t rows, int64_t n, int64_t ld_in,
+                    cudaStream_t stream);
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t rows, int64_t n,
+                     int64_t ld_in, cudaStream_t stream);
+
+// In place: rotates the 2*pairs values at x + t*token_stride + h*head_stride
+// for each token t and head h by positions[t]'s row of the cos/sin tables
+// [max_positions, pairs] (mscale folded in); inverse rotates back (backward).
+void rope_apply(float* x, int64_t tokens, int64_t token_stride, int64_t heads, int64_t head_stride,
+                const int32_t* positions, const float* cos_table, const float* sin_table, int64_t pairs, bool inverse,
+                cudaStream_t stream);
+
+// topk_idx [tokens, k], topk_weight [tokens, k] from scores [tokens, E] and
+// bias [E] (or null): shared::route_token per token.
+constexpr int kMaxRoutedExperts = 512;
+void route_tokens(int32_t* topk_idx, float* topk_weight, const float* scores, const float* bias, int64_t tokens,
+                  const shared::RouteParams& params, cudaStream_t stream);
+
+// xp [rows, n] = x [token_of[r], n]; y [tokens, n] = sum_k weight[t, k] *
+// yp [row_of[t*k + k], n] (weight null: 1), the CPU's permutation index.
+void permute_rows(float* xp, const float* x, const int32_t* token_of, int64_t rows, int64_t n, cudaStream_t stream);
+void unpermute_rows(float* y, const float* yp, const float* weight, const int32_t* row_of, int64_t tokens,
+                    int64_t top_k, int64_t n, cudaStream_t stream);
+
+// logits [tokens, vocab] -> softmax in place; nll [tokens] (double): -log p
+// of the target, 0 for targets < 0 (not counted). Backward: probs ->
+// scale * (p - onehot(target)), rows with target < 0 zeroed.
+void cross_entropy_forward(float* logits_to_probs, double* nll, const int32_t* targets, int64_t tokens, int64_t vocab,
+                           cudaStream_t stream);
+void cross_entropy_backward(float* probs_to_dlogits, const int32_t* targets, int64_t tokens, int64_t vocab,
+                            float scale, cudaStream_t stream);
+
+// Causal attention forward, training form: q, k [B*S, heads, dqk], v, o
+// [B*S, heads, dv], probs [B, heads, S, S] (softmax, zero above the diagonal).
+void attention_forward(float* o, float* probs, const float* q, const float* k, const float* v, int64_t batch,
+                       int64_t seq_len, int64_t heads, int64_t dqk, int64_t dv, float scale, cudaStream_t stream);
 
 }  // namespace moelab::cuda

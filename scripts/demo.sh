@@ -17,3 +17,19 @@ build/moelab info --model v3-small --out results/demo.h5 --force
 echo
 echo "== what the results file holds"
 build/moelab show results/demo.h5
+
+# ---- the quickstart (issue 4): train DeepSeek-V3 (v3-small) for a few minutes
+# with auxiliary-loss-free balancing and multi-token prediction, on the
+# byte-level corpus built from Debian packages. moelab's embedded defaults are
+# the quickstart's configuration (no config file); DEMO_STEPS shortens it.
+echo
+echo "== the training corpus (data/corpus.h5: prose, C/C++ headers, generated maths)"
+scripts/prepare_corpus.sh
+echo
+echo "== quickstart: v3-small, aux-loss-free balancing + complementary sequence-wise loss, MTP depth 1"
+export OMP_WAIT_POLICY=passive
+build/moelab train --set output.out=results/quickstart.h5 --set output.force=true \
+  ${DEMO_STEPS:+--set train.steps=$DEMO_STEPS --set train.decay_start=$((DEMO_STEPS / 2)) --set train.decay_steps=$((DEMO_STEPS / 2))}
+echo
+echo "== plots"
+/usr/bin/python3 scripts/plot.py results/quickstart.h5 --out results/quickstart_plots

@@ -101,7 +101,39 @@ void BM_gpu_rmsnorm(benchmark::State& state) {
   cudaFree(x), cudaFree(w), cudaFree(y);
 }
 
+void BM_gpu_router(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t tokens = state.range(0);
+  const shared::RouteParams params{256, 8, 4, 8, shared::kRouteNoauxTc, true, 2.5};
+  float *scores = device_zeros(tokens * 256), *bias = device_zeros(256), *weight = device_zeros(tokens * 8);
+  int32_t* idx = nullptr;
+  MOE_CUDA_CHECK(cudaMalloc(&idx, tokens * 8 * sizeof(int32_t)));
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time([&] { cuda::route_tokens(idx, weight, scores, bias, tokens, params, nullptr); }));
+  state.counters["bytes/s"] = benchmark::Counter(4.0 * tokens * (256 + 16), benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(scores), cudaFree(bias), cudaFree(weight), cudaFree(idx);
+}
+
+// MLA's attention core after projection: 128 heads, dqk 192, dv 128.
+void BM_gpu_attention(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t seq = state.range(0), heads = 128, dqk = 192, dv = 128;
+  float *q = device_zeros(seq * heads * dqk), *k = device_zeros(seq * heads * dqk), *v = device_zeros(seq * heads * dv);
+  float *o = device_zeros(seq * heads * dv), *probs = device_zeros(heads * seq * seq);
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time(
+        [&] { cuda::attention_forward(o, probs, q, k, v, 1, seq, heads, dqk, dv, 0.07f, nullptr); }));
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * heads * seq * seq * (dqk + dv) / 2,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(probs);
+}
+
 }  // namespace
+
+BENCHMARK(BM_gpu_router)->ArgNames({"tokens"})->Arg(16384)->UseManualTime();
+BENCHMARK(BM_gpu_attention)->ArgNames({"seq"})->Arg(1024)->UseManualTime();
 
 // V3 expert up/gate projection and down projection for 4096 routed tokens.
 BENCHMARK_CAPTURE(BM_gpu_gemm, f32, false)->ArgNames({"tokens", "n", "k"})->Args({4096, 2048, 7168})->Args({4096, 7168, 2048})->UseManualTime();

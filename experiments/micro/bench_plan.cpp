@@ -20,12 +20,7 @@ using namespace moelab::sim;
 
 namespace {
 
-PlanConfig paper_layout() {
-  PlanConfig c;
-  c.model = model_preset("deepseek-v3");
-  c.hardware = hardware_entry("h800");
-  return c;
-}
+PlanConfig paper_layout() { return deepseek_v3_paper_layout(); }
 
 void BM_plan_step(benchmark::State& state) {
   PlanConfig c = paper_layout();

@@ -51,4 +51,13 @@ MOE_HOST_DEVICE double rope_inv_freq(int i, int dim, double base, double factor,
   return freq_inter * ramp + freq_extra * (1.0 - ramp);
 }
 
+// Rotates one adjacent pair by the angle whose (mscale-scaled) cosine and
+// sine are c and s; the backward pass passes -s.
+template <typename T>
+MOE_HOST_DEVICE void rope_rotate_pair(T* x0, T* x1, T c, T s) {
+  const T a = *x0, b = *x1;
+  *x0 = a * c - b * s;
+  *x1 = a * s + b * c;
+}
+
 }  // namespace moelab::shared

@@ -14,6 +14,7 @@ import os
 import sys
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.colors as mcolors  # noqa: E402
@@ -62,11 +63,16 @@ def draw(run_group, png_path, title=None):
 
     n = len(col["rank"])
     durations = col["end_s"] - col["start_s"]
-    shortest = float(durations[durations > 0].min()) if (durations > 0).any() else 1.0
-    width = min(60.0, max(8.0, 0.35 * makespan / shortest))
+    # Scale so a typical op is about a third of an inch wide (the median:
+    # measured timelines mix very short and long ops).
+    typical = float(np.median(durations[durations > 0])) if (durations > 0).any() else 1.0
+    width = min(40.0, max(8.0, 0.35 * makespan / typical))
     fig, ax = plt.subplots(figsize=(width, 0.55 * num_ranks + 1.6))
-    text_size = 7 if width < 40 else 6
-    show_text = makespan / shortest < 400
+    text_size = 7 if width < 30 else 6
+    inches_per_s = 0.85 * width / makespan if makespan > 0 else 0.0
+
+    def show_text(x0, x1):
+        return (x1 - x0) * inches_per_s >= 0.12
     for i in range(n):
         rank, op = int(col["rank"][i]), OPS[int(col["op"][i])]
         x0, x1 = float(col["start_s"][i]), float(col["end_s"][i])
@@ -78,7 +84,7 @@ def draw(run_group, png_path, title=None):
                                    edgecolor="black", linewidth=0.4))
             ax.add_patch(Rectangle((x0, y + 0.05), x1 - x0, 0.45, facecolor=_shade(COLOURS["B"], bc),
                                    edgecolor="black", linewidth=0.4))
-            if show_text:
+            if show_text(x0, x1):
                 ax.text((x0 + x1) / 2, y + 0.72, label(int(col["microbatch"][i]), d), ha="center", va="center",
                         fontsize=text_size - 1)
                 ax.text((x0 + x1) / 2, y + 0.27, label(int(col["b_microbatch"][i]), bd), ha="center", va="center",
@@ -86,7 +92,7 @@ def draw(run_group, png_path, title=None):
         else:
             ax.add_patch(Rectangle((x0, y + 0.05), x1 - x0, 0.9, facecolor=_shade(COLOURS[op], c),
                                    edgecolor="black", linewidth=0.4))
-            if show_text:
+            if show_text(x0, x1):
                 ax.text((x0 + x1) / 2, y + 0.5, label(int(col["microbatch"][i]), d), ha="center", va="center",
                         fontsize=text_size)
     ax.set_xlim(0, makespan)

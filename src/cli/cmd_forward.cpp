@@ -95,6 +95,9 @@ void load_layer(LayerWeights& lw, const st::Checkpoint& ckpt, const ModelConfig&
     p.trainable = false;
     p.value.resize(spec.shape);  // no grad buffer: forward only
     ckpt.read_float_into(spec.name, spec.shape, p.value.ptr());
+    for (int64_t i = 0; i < p.value.numel(); ++i)
+      MOE_CHECK(std::isfinite(p.value.data[i])) << ckpt.file_of(spec.name) << ": tensor '" << spec.name
+                                                << "': non-finite value at flat index " << i;
     lw.by_name[spec.name] = &p;
   }
 }
@@ -132,6 +135,7 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
        "GEMM precision: fp32 (the file contract) or bf16 (inputs rounded to bf16, FP32 accumulation)")  //
       ("force", po::bool_switch()->default_value(false), "overwrite OUT.h5 if it exists");
   if (!opts.parse(args, ctx)) return 0;
+  MOE_CHECK(opts.sweep_points().size() == 1) << "moelab forward: --sweep is not supported (one run per call)";
   for (const char* key : {"model", "weights", "input", "out"})
     MOE_CHECK(opts.has(key)) << "moelab forward: --" << key << " is required (see --help)";
 

@@ -93,6 +93,7 @@ int cmd_init_weights(const std::vector<std::string>& args, const CommandContext&
       ("input", po::value<std::string>()->value_name("IN.h5"), "also write hidden [tokens, hidden_size] here")  //
       ("tokens", po::value<int64_t>()->default_value(16), "tokens of the --input hidden state");
   if (!opts.parse(args, ctx)) return 0;
+  MOE_CHECK(opts.sweep_points().size() == 1) << "moelab init-weights: --sweep is not supported (one run per call)";
   MOE_CHECK(opts.has("out")) << "moelab init-weights: --out is required (see --help)";
   const ModelConfig config = load_model_config(opts.get<std::string>("model"));
   config.validate();

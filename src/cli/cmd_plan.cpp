@@ -90,21 +90,54 @@ void declare(CommandOptions& opts) {
       ("tokens", po::value<std::string>()->default_value("14.8T"), "training token budget (14.8T, 500B, 1e12)")  //
       ("price-per-gpu-hour", po::value<double>()->default_value(0.0),
        "$ per GPU-hour for the cost line (DeepSeek-V3 Table 1 uses 2); 0: no cost")  //
-      ("comm-sms", po::value<int64_t>()->default_value(20),
-       "SMs reserved for EP communication while overlapped with compute (DeepSeek-V3: 20 of 132; DeepEP "
-       "Buffer.num_sms)")  //
+      ("comm-sms", po::value<int64_t>()->default_value(-1),
+       "SMs reserved for EP communication while overlapped with compute (DeepEP Buffer.num_sms); -1: DeepSeek-V3's "
+       "20 of 132, scaled to the hardware's SM count")  //
       ("expert-imbalance", po::value<double>()->default_value(1.0),
        "busiest EP GPU's routed-expert work over the mean (1: balanced, as the bias-based balancing aims)")  //
       ("mtp", po::value<int>()->default_value(1), "1: train the MTP module(s) (DeepSeek-V3 D=1); 0: without")  //
       ("recompute", po::value<int>()->default_value(1),
        "1: recompute RMSNorm and MLA up-projections in backward (DeepSeek-V3 §3.2.3); 0: no recomputation")  //
       ("seed", po::value<uint64_t>()->default_value(1), "seed of the routing Monte Carlo")  //
+      ("routing-trace", po::value<std::string>()->value_name("F.h5[:DATASET]"),
+       "price the expert imbalance measured by a moelab run: load/expert_tokens [steps, layers, experts] "
+       "(default: the first run that has it); replaces --expert-imbalance")  //
+      ("calibration", po::value<std::string>()->default_value("kernels"),
+       "kernels: isolated-kernel figures (DeepGEMM, FlashMLA, profile-data attention); profile-data: GEMM and "
+       "memory-bound efficiencies scaled to deepseek-ai/profile-data's in-situ H800 training trace")  //
       ("ops", po::bool_switch(),
        "also print the itemised op times of one MoE layer (forward, backward, weight gradient) on the SMs left "
        "to compute, against deepseek-ai/profile-data's measured ~31 ms of compute per MoE layer pair")  //
       ("list-hardware", po::bool_switch(), "print the hardware catalog with every figure's source and exit")  //
       ("out", po::value<std::string>()->value_name("F.h5"), "results file to write (optional)")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
+}
+
+// load/expert_tokens of a moelab run -> the imbalance of the plan's EP layout.
+sim::TraceImbalance read_routing_trace(const std::string& spec, const PlanConfig& c) {
+  std::string path = spec, dataset;
+  const auto colon = spec.find(".h5:");
+  if (colon != std::string::npos) {
+    path = spec.substr(0, colon + 3);
+    dataset = spec.substr(colon + 4);
+  }
+  h5::File file = h5::File::open_read(path);
+  if (dataset.empty()) {
+    MOE_CHECK(file.has("runs")) << "--routing-trace " << path << ": no /runs group";
+    for (const auto& run : file.open_group("runs").children())
+      if (file.has("runs/" + run + "/load/expert_tokens")) {
+        dataset = "runs/" + run + "/load/expert_tokens";
+        break;
+      }
+    MOE_CHECK(!dataset.empty()) << "--routing-trace " << path << ": no run has load/expert_tokens";
+  }
+  MOE_CHECK(file.has(dataset)) << "--routing-trace " << path << ": no dataset '" << dataset << "'";
+  const Tensor<double> loads = file.read<double>(dataset);
+  MOE_CHECK(loads.rank() >= 2) << "--routing-trace " << path << ":" << dataset
+                               << ": expected [steps, experts] or [steps, layers, experts], got "
+                               << shape_str(loads.shape);
+  const int64_t experts = loads.dim(-1);
+  return sim::ep_imbalance_from_loads(loads.ptr(), loads.numel() / experts, experts, c.model.n_routed_experts, c.ep);
 }
 
 PlanConfig config_from(const CommandOptions& opts) {
@@ -126,6 +159,12 @@ PlanConfig config_from(const CommandOptions& opts) {
   c.mtp = opts.get<int>("mtp") != 0;
   c.recompute = opts.get<int>("recompute") != 0;
   c.seed = opts.get<uint64_t>("seed");
+  c.calibration = opts.get<std::string>("calibration");
+  if (opts.has("routing-trace")) {
+    MOE_CHECK(!opts.given("expert-imbalance")) << "give --routing-trace or --expert-imbalance, not both";
+    const sim::TraceImbalance t = read_routing_trace(opts.get<std::string>("routing-trace"), c);
+    c.expert_imbalance = std::max(1.0, t.mean_ratio);
+  }
   return c;
 }
 
@@ -160,6 +199,8 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
        << " nodes/token of " << r.routing.ep_nodes << " (own node " << fmt("%.2f", r.routing.own_node_prob)
        << "), " << fmt("%.2f", r.routing.gpus_per_token) << " GPUs/token, "
        << fmt("%.2f", r.routing.nvlink_copies_per_token) << " NVLink copies/token\n";
+  if (c.expert_imbalance > 1.0)
+    os << "  routed-expert work of the busiest EP GPU: x" << fmt("%.3f", c.expert_imbalance) << " the mean\n";
   os << "  step time        " << fmt("%9.3f", r.step_time_s) << " s\n";
   os << "    compute        " << fmt("%9.3f", r.compute_s) << " s " << pct(r.compute_s) << "\n";
   os << "    exposed EP comm" << fmt("%9.3f", r.exposed_comm_s) << " s " << pct(r.exposed_comm_s) << "\n";
@@ -167,8 +208,8 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
   os << "    DP sync        " << fmt("%9.3f", r.dp_sync_s) << " s " << pct(r.dp_sync_s) << "\n";
   os << "    optimizer      " << fmt("%9.3f", r.optimizer_s) << " s " << pct(r.optimizer_s) << "\n";
   os << "  tokens/s per GPU " << fmt("%9.1f", r.tokens_per_s_per_gpu) << "\n";
-  os << "  MFU              " << fmt("%8.1f%%", 100.0 * r.mfu) << " (" << fmt("%.1f", r.model_flops_per_token / 1e9)
-     << " GFLOP/token against " << fmt("%.0f", c.hardware.peak_bf16_tflops.value) << " TFLOP/s dense BF16)\n";
+  os << "  MFU              " << fmt("%8.1f%%", 100.0 * r.mfu) << " (" << fmt("%.4g", r.model_flops_per_token / 1e9)
+     << " GFLOP/token against " << fmt("%.4g", c.hardware.peak_bf16_tflops.value) << " TFLOP/s dense BF16)\n";
   os << "  budget " << fmt("%.4g", c.tokens / 1e12) << "T tokens: " << fmt("%.1f", r.days) << " days on " << c.gpus
      << " GPUs, " << human_hours(r.gpu_hours) << " GPU-hours (" << human_hours(r.gpu_hours_per_trillion)
      << " per trillion tokens)";
@@ -188,7 +229,7 @@ void print_plan(std::ostream& os, const PlanResult& r, double wall_ms) {
 // check against deepseek-ai/profile-data train.json: 124.3 ms of compute
 // kernels for 4 overlapped layer pairs on H800, 20 SMs left to DeepEP).
 void print_ops(std::ostream& os, const PlanConfig& c) {
-  const sim::Calibration cal = sim::default_calibration(c.hardware);
+  const sim::Calibration cal = sim::make_calibration(c.hardware, c.calibration);
   cost::WorkOptions wopt;
   wopt.tokens = c.tokens_per_microbatch();
   wopt.seq_len = c.seq_len;
@@ -197,7 +238,7 @@ void print_ops(std::ostream& os, const PlanConfig& c) {
   const auto work = cost::decoder_layer_work(c.model, layer, wopt);
   const double rows_per_group = static_cast<double>(wopt.tokens) * c.model.num_experts_per_tok * c.ep /
                                 std::max<double>(1.0, static_cast<double>(c.model.n_routed_experts));
-  const double sm = (c.hardware.num_sms.value - static_cast<double>(c.comm_sms)) / c.hardware.num_sms.value;
+  const double sm = (c.hardware.num_sms.value - static_cast<double>(c.resolved_comm_sms())) / c.hardware.num_sms.value;
   char line[256];
   std::snprintf(line, sizeof line, "  %-28s %-12s %5s %10s %10s %10s %10s\n", "op (layer 3, one GPU)", "class", "prec",
                 "fwd_ms", "bwd_ms", "wgrad_ms", "TFLOP/s");
@@ -220,7 +261,7 @@ void print_ops(std::ostream& os, const PlanConfig& c) {
   std::snprintf(line, sizeof line,
                 "  MoE layer on %.0f of %.0f SMs: F %.2f + B %.2f + W %.2f = %.2f ms of compute per layer pair "
                 "(profile-data, H800: 124.3 ms / 4 = 31.1 ms)\n",
-                c.hardware.num_sms.value - static_cast<double>(c.comm_sms), c.hardware.num_sms.value, tf * 1e3,
+                c.hardware.num_sms.value - static_cast<double>(c.resolved_comm_sms()), c.hardware.num_sms.value, tf * 1e3,
                 tb * 1e3, tw * 1e3, (tf + tb + tw) * 1e3);
   os << line;
 }
@@ -272,6 +313,10 @@ void write_plan(h5::Group&& g, const PlanResult& r) {
   g.set_attr("num_stages", r.num_stages);
   g.set_attr("microbatches", r.microbatches);
   g.set_attr("dp", r.dp);
+  g.set_attr("expert_imbalance", r.config.expert_imbalance);
+  g.set_attr("comm_sms", r.config.resolved_comm_sms());
+  g.set_attr("slowest_stage", r.slowest_stage);
+  g.set_attr("calibration", r.config.calibration);
   g.set_attr("paper_gpu_hours_per_trillion_tokens", sim::kPaperGpuHoursPerTrillion);
   g.set_attr("paper_tokens_per_s_per_gpu", sim::kPaperTokensPerSecPerGpu);
   h5::Group ch = g.group("chunk");

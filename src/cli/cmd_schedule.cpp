@@ -8,14 +8,22 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <tuple>
 #include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "core/error.hpp"
+#include <mpi.h>
+
+#include <cmath>
+
+#include "parallel/schedule/chain_stages.hpp"
 #include "parallel/schedule/events_h5.hpp"
+#include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
 #include "parallel/schedule/simulate.hpp"
+#include "parallel/schedule/validate.hpp"
 
 #ifndef MOELAB_SOURCE_DIR
 #define MOELAB_SOURCE_DIR "."
@@ -67,6 +75,12 @@ std::string format_report(const Schedule& s, const SimResult& r, const Durations
     out << line;
   }
   out << "\n";
+  const std::string sync = synchronous_send_deadlock(s);
+  const std::string prefix = "deadlock with synchronous sends: ";
+  out << "valid: complete, ordered, deadlock-free with buffered sends (the executor's); with naive synchronous "
+         "sends after each op: "
+      << (sync.empty() ? "deadlock-free too" : "deadlock (" + sync.substr(sync.find(prefix) + prefix.size()) + ")")
+      << "\n";
   return out.str();
 }
 
@@ -88,6 +102,128 @@ void draw_png(const std::string& results_path, const std::string& run, const std
   MOE_CHECK(status == 0) << "--png " << png_path << ": the plot script failed (" << cmd << ")";
 }
 
+// Half the mean round trip of a boundary-sized message between ranks 0 and 1
+// (0 on one rank), the same on every rank.
+double measure_p2p_s(int64_t numel, const CommandContext& ctx) {
+  double p2p_s = 0;
+  if (ctx.world_size >= 2 && ctx.rank <= 1) {
+    std::vector<float> buffer(numel, 1.f);
+    const int peer = 1 - ctx.rank, rounds = 20;
+    double start = 0;
+    for (int i = -2; i < rounds; ++i) {  // two warm-up rounds
+      if (i == 0) start = MPI_Wtime();
+      if (ctx.rank == 0) {
+        MOE_MPI_CHECK(MPI_Send(buffer.data(), static_cast<int>(numel), MPI_FLOAT, peer, 0, MPI_COMM_WORLD));
+        MOE_MPI_CHECK(MPI_Recv(buffer.data(), static_cast<int>(numel), MPI_FLOAT, peer, 0, MPI_COMM_WORLD,
+                               MPI_STATUS_IGNORE));
+      } else {
+        MOE_MPI_CHECK(MPI_Recv(buffer.data(), static_cast<int>(numel), MPI_FLOAT, peer, 0, MPI_COMM_WORLD,
+                               MPI_STATUS_IGNORE));
+        MOE_MPI_CHECK(MPI_Send(buffer.data(), static_cast<int>(numel), MPI_FLOAT, peer, 0, MPI_COMM_WORLD));
+      }
+    }
+    p2p_s = (MPI_Wtime() - start) / rounds / 2;
+  }
+  MOE_MPI_CHECK(MPI_Bcast(&p2p_s, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+  return p2p_s;
+}
+
+struct Executed {
+  SimResult measured, predicted;  // on root
+  Durations measured_durations;
+};
+
+// Runs the schedule over the MPI ranks with the chain model, checks loss and
+// gradients against a non-pipelined step, and re-simulates the run with its
+// own mean op durations and measured latency.
+Executed execute_chain(const Schedule& s, const CommandOptions& opts, const CommandContext& ctx) {
+  MOE_CHECK(ctx.world_size == s.num_ranks)
+      << "moelab schedule --execute: schedule " << s.kind << " needs " << s.num_ranks
+      << " MPI ranks (--pp), the job has " << ctx.world_size << " (run it under mpirun -np " << s.num_ranks << ")";
+  ChainModel model;
+  model.num_stages = s.num_stages;
+  model.num_microbatches = s.num_microbatches;
+  model.hidden = opts.get<int>("hidden");
+  model.tokens = opts.get<int>("tokens");
+  MOE_CHECK(model.hidden >= 1 && model.tokens >= 1)
+      << "moelab schedule --execute: --hidden and --tokens must be >= 1, got " << model.hidden << " and "
+      << model.tokens;
+  const int steps = opts.get<int>("steps");
+  MOE_CHECK(steps >= 1) << "moelab schedule --execute: --steps must be >= 1, got " << steps;
+  const double p2p_s = measure_p2p_s(model.boundary_numel(), ctx);
+
+  Executed out;
+  ExecuteResult mine;
+  double loss = 0;
+  std::vector<float> grads(static_cast<size_t>(model.num_stages) * model.hidden * model.hidden, 0.f);
+  for (int step = 0; step < steps; ++step) {  // the last step is the one measured
+    ChainStages stages(model, held_stages(s, ctx.rank));
+    mine = execute(s, stages, MPI_COMM_WORLD);
+    if (step + 1 < steps) continue;
+    loss = stages.loss();
+    const size_t hh = static_cast<size_t>(model.hidden) * model.hidden;
+    for (const auto& [stage, grad] : stages.grads())
+      std::copy(grad.begin(), grad.end(), grads.begin() + static_cast<size_t>(stage) * hh);
+  }
+  std::vector<float> grad_sum(ctx.is_root() ? grads.size() : 0);
+  double loss_sum = 0;
+  MOE_MPI_CHECK(MPI_Reduce(grads.data(), grad_sum.data(), static_cast<int>(grads.size()), MPI_FLOAT, MPI_SUM, 0,
+                           MPI_COMM_WORLD));
+  MOE_MPI_CHECK(MPI_Reduce(&loss, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
+  out.measured = gather_measured(s, mine, MPI_COMM_WORLD);
+  if (!ctx.is_root()) return out;
+
+  // Gradient check: only the order of accumulation over micro-batches (and
+  // DualPipe's sum of two stage copies) differs from the reference.
+  const auto [ref_loss, ref_grads] = chain_reference(model);
+  double ref_max = 0, err_max = 0;
+  const size_t hh = static_cast<size_t>(model.hidden) * model.hidden;
+  for (int st = 0; st < model.num_stages; ++st)
+    for (size_t k = 0; k < hh; ++k) {
+      ref_max = std::max(ref_max, static_cast<double>(std::abs(ref_grads[st][k])));
+      err_max = std::max(err_max, static_cast<double>(std::abs(grad_sum[st * hh + k] - ref_grads[st][k])));
+    }
+  const double grad_rel = ref_max > 0 ? err_max / ref_max : err_max;
+  const double loss_rel = std::abs(loss_sum - ref_loss) / std::max(std::abs(ref_loss), 1e-300);
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "# executed on %d MPI ranks: chain model, %d stages, H %d, T %d per micro-batch (step %d of %d)\n"
+                "gradient check against a non-pipelined step: loss %.9g (reference %.9g, rel %.2e), "
+                "max |dW - ref| / max |ref| = %.2e (tolerance 1e-5)\n",
+                ctx.world_size, model.num_stages, model.hidden, model.tokens, steps, steps, loss_sum, ref_loss,
+                loss_rel, grad_rel);
+  ctx.print() << line;
+  MOE_CHECK(grad_rel <= 1e-5 && loss_rel <= 1e-5)
+      << "moelab schedule --execute: pipelined gradients differ from the non-pipelined step (max rel " << grad_rel
+      << ", loss rel " << loss_rel << ")";
+
+  out.measured_durations = mean_durations(out.measured);
+  out.measured_durations.p2p_s = p2p_s;
+  out.predicted = simulate(s, out.measured_durations);
+  const Durations& d = out.measured_durations;
+  std::snprintf(line, sizeof line,
+                "measured mean op times: F %.3f ms  B %.3f ms  W %.3f ms  F&B %.3f ms; p2p latency (ping-pong of "
+                "%lld B) %.3f ms\n",
+                1e3 * d.f_s, 1e3 * d.b_s, 1e3 * d.w_s, 1e3 * d.fb_s,
+                static_cast<long long>(4 * model.boundary_numel()), 1e3 * p2p_s);
+  ctx.print() << line;
+  ctx.print() << "  rank  measured_end_s  predicted_end_s   error%  measured_idle_s  predicted_idle_s\n";
+  for (int r = 0; r < s.num_ranks; ++r) {
+    const RankFigures& m = out.measured.ranks[r];
+    const RankFigures& p = out.predicted.ranks[r];
+    std::snprintf(line, sizeof line, "%6d %15.6f %16.6f %8.2f %16.6f %17.6f\n", r, m.end_s, p.end_s,
+                  m.end_s > 0 ? 100.0 * (p.end_s - m.end_s) / m.end_s : 0.0, m.idle_s, p.idle_s);
+    ctx.print() << line;
+  }
+  std::snprintf(line, sizeof line, "makespan measured %.6f s, predicted %.6f s (%+.2f%%)\n", out.measured.makespan_s,
+                out.predicted.makespan_s,
+                out.measured.makespan_s > 0
+                    ? 100.0 * (out.predicted.makespan_s - out.measured.makespan_s) / out.measured.makespan_s
+                    : 0.0);
+  ctx.print() << line;
+  return out;
+}
+
 }  // namespace
 
 int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx) {
@@ -99,13 +235,17 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
       "non-blocking sends) and replay it in the event-driven simulator with the given op durations\n"
       "(DeepSeek-V3 §3.2.1, Table 2). Per rank: busy and idle time (the bubble), peak in-flight\n"
       "activations (micro-batch units of one stage) and parameter copies (stages held); Table 2's\n"
-      "closed form for comparison. With F=W=1, B=2, F&B=3 the idle time equals the formula exactly;\n"
-      "with F&B < F+B the formula is an upper bound.\n"
+      "closed form for comparison. With F=W=1, B=2, F&B=3 every rank idles exactly the formula;\n"
+      "with overlap (max(F,B) <= F&B < F+B) the middle ranks idle the formula and a DualPipe rank at\n"
+      "half-rank h idles (F+B-F&B)·max(0, PP/2-2-h) less (F=W, B=2W); for B != 2W it is an upper bound.\n"
       "Kinds: gpipe, 1f1b, interleaved_1f1b (--chunks virtual stages per rank), zb1p (ZB-H1),\n"
       "dualpipe (rank r holds stages r and PP-1-r; PP even, micro-batches even and >= 2·PP),\n"
       "dualpipev (PP ranks hold 2·PP stages in a V; micro-batches >= 2·PP).\n"
       "--out writes /runs/<run>/schedule/{events,ranks} (results/README.md); --png draws the\n"
-      "Gantt chart (scripts/plots/schedule.py; also drawn by scripts/plot.py RESULTS.h5).");
+      "Gantt chart (scripts/plots/schedule.py; also drawn by scripts/plot.py RESULTS.h5).\n"
+      "--execute (under mpirun -np PP) runs the schedule with the MPI executor on a toy chain model,\n"
+      "checks loss and gradients against a non-pipelined step, and reports measured against\n"
+      "predicted end time per rank; runs <run>_measured and <run>_predicted join the results file.");
   opts.add()("kind", po::value<std::string>()->default_value("dualpipe"),
              "gpipe, 1f1b, interleaved_1f1b, zb1p, dualpipe, dualpipev")  //
       ("pp", po::value<int>()->default_value(8), "pipeline ranks (for dualpipev the stages are twice this)")  //
@@ -121,6 +261,13 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
       ("p2p", po::value<double>()->default_value(0.0), "latency of one point-to-point transfer between ranks")  //
       ("out", po::value<std::string>()->value_name("RESULTS.h5"), "results file to write")  //
       ("png", po::value<std::string>()->value_name("FILE.png"), "draw the Gantt chart of the (first) run here")  //
+      ("execute", po::bool_switch(),
+       "also run the schedule on the MPI ranks of this job (mpirun -np PP) with a toy chain model (stage = "
+       "tanh(x·Wᵀ), H --hidden, T --tokens per micro-batch), check loss and gradients against a non-pipelined "
+       "step, and compare the measured timeline with the simulator fed the measured mean op times")  //
+      ("hidden", po::value<int>()->default_value(256), "--execute: hidden size H of the chain model")  //
+      ("tokens", po::value<int>()->default_value(128), "--execute: tokens T per micro-batch")  //
+      ("steps", po::value<int>()->default_value(2), "--execute: steps to run; the last one is measured")  //
       ("force", po::bool_switch(), "overwrite --out if it exists");
   if (!opts.parse(args, ctx)) return 0;
 
@@ -150,13 +297,31 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
     const SimResult r = simulate(s, d);
     if (!point.empty()) ctx.print() << "## " << point_label(point) << "\n";
     ctx.print() << format_report(s, r, d);
+    Executed executed;
+    if (opts.get<bool>("execute")) executed = execute_chain(s, opts, ctx);
     if (!results) continue;
     const std::string run_name = point.empty() ? "schedule" : point_label(point);
-    ResultsRun run = results->new_run(run_name, opts.resolved());
-    write_schedule_group(run.group(), s, r, "simulated");
-    if (has_table2(kind)) run.group().open_group("schedule").set_attr("table2_bubble_s", table2_bubble_s(kind, s.num_stages, d));
-    run.complete();
+    {
+      ResultsRun run = results->new_run(run_name, opts.resolved());
+      write_schedule_group(run.group(), s, r, "simulated");
+      if (has_table2(kind))
+        run.group().open_group("schedule").set_attr("table2_bubble_s", table2_bubble_s(kind, s.num_stages, d));
+      run.complete();
+    }
     if (png_run.empty()) png_run = run_name;
+    if (!opts.get<bool>("execute")) continue;
+    // The executed step and its prediction, as runs of their own.
+    for (const auto& [suffix, timeline, source] :
+         {std::tuple{"_measured", &executed.measured, "measured"},
+          std::tuple{"_predicted", &executed.predicted, "simulated"}}) {
+      ResultsRun run = results->new_run(run_name + suffix, opts.resolved());
+      write_schedule_group(run.group(), s, *timeline, source);
+      h5::Group g = run.group().open_group("schedule");
+      const Durations& m = executed.measured_durations;
+      g.set_attr("measured_mean_durations_s", std::vector<double>{m.f_s, m.b_s, m.w_s, m.fb_s, m.p2p_s});
+      run.complete();
+    }
+    if (png_run == run_name) png_run = run_name + "_measured";
   }
   if (results) results->flush();
   if (ctx.is_root() && opts.has("png")) {

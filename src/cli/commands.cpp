@@ -8,6 +8,8 @@ const std::vector<Command>& commands() {
       {"show", "summarise a results file: runs, status, key config, last values", cmd_show},
       {"fp8", "FP8 numerics: quantize a tensor, emulated FP8 GEMM, error against K (quantize|gemm|errcurve)",
        cmd_fp8},
+      {"train", "train a DeepSeek-V3 model on the byte-level corpus: balancing, MTP, loss and expert load to HDF5",
+       cmd_train},
       {"forward", "run the decoder layers of a safetensors checkpoint on a hidden state (HDF5 in, HDF5 out)",
        cmd_forward},
       {"init-weights", "write a random checkpoint of a model's decoder layers (F32, BF16 or FP8; one file or shards)",

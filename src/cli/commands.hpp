@@ -23,6 +23,7 @@ const std::vector<Command>& commands();
 int cmd_info(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_show(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_fp8(const std::vector<std::string>& args, const CommandContext& ctx);
+int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_init_weights(const std::vector<std::string>& args, const CommandContext& ctx);
 int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx);

@@ -4,6 +4,7 @@
 // so a failure on any rank ends the whole job instead of hanging it.
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -30,7 +31,7 @@ void print_usage(std::ostream& out) {
       << "subcommands:\n";
   for (const auto& c : moelab::commands()) {
     std::string name = c.name;
-    name.resize(12, ' ');
+    name.resize(std::max<size_t>(name.size() + 2, 14), ' ');
     out << "  " << name << c.summary << "\n";
   }
   out << "\noptions:\n  --help      this list\n  --version   version and git commit\n";

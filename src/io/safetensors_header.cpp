@@ -226,7 +226,7 @@ Header parse_header(const uint8_t* bytes, size_t size, const std::string& file) 
 void decode_to_float(Dtype dtype, const uint8_t* data, int64_t count, float* out, const std::string& where) {
   switch (dtype) {
     case Dtype::F32:
-      std::memcpy(out, data, static_cast<size_t>(count) * 4);
+      if (count > 0) std::memcpy(out, data, static_cast<size_t>(count) * 4);  // empty: data may be null
       return;
     case Dtype::F64:
       for (int64_t i = 0; i < count; ++i) {

@@ -3,6 +3,11 @@
 
 #include <algorithm>
 
+#include "backend/cpu/attention.hpp"
+#include "backend/cpu/gemm.hpp"
+#include "backend/cpu/grouped_gemm.hpp"
+#include "backend/cpu/rmsnorm.hpp"
+#include "backend/cpu/swiglu.hpp"
 #include "core/error.hpp"
 
 namespace moelab::cost {
@@ -17,17 +22,28 @@ const char* op_class_name(OpClass c) {
   return "?";
 }
 
-double gemm_flops(int64_t m, int64_t n, int64_t k) { return 2.0 * m * n * k; }
+// FLOP and byte counts come from the CPU backend's flops()/bytes() beside
+// each op (src/backend/cpu/*.hpp) wherever the op is the same; what differs
+// on a GPU (FP8 operands with BF16/FP32 outputs, flash attention skipping the
+// masked half) is said where it is priced.
+double gemm_flops(int64_t m, int64_t n, int64_t k) { return cpu::gemm_flops(cpu::GemmShape{m, n, k}); }
 
 double gemm_bytes(int64_t m, int64_t n, int64_t k, double in_bytes, double out_bytes) {
   return in_bytes * (static_cast<double>(m) * k + static_cast<double>(n) * k) + out_bytes * static_cast<double>(m) * n;
 }
 
 double attention_fwd_flops(const ModelConfig& cfg, int64_t tokens, int64_t seq_len) {
-  // Per sequence of S tokens, causal: QK^T 2*S*S/2*nh*Dqk, PV 2*S*S/2*nh*Dv.
-  // Over T/S sequences: T*S*nh*(Dqk+Dv).
-  const double s = static_cast<double>(std::min(seq_len, tokens));
-  return static_cast<double>(tokens) * s * cfg.num_attention_heads * (cfg.qk_head_dim() + cfg.v_head_dim);
+  // The CPU reference computes the full S x S scores and masks them
+  // (cpu::attention_flops: 2*B*nh*S*S*(Dqk+Dv) matmul + 5*B*nh*S*S softmax);
+  // flash kernels skip the masked half, so the causal model FLOPs are half
+  // the matmul term: T*S*nh*(Dqk+Dv) over T/S sequences.
+  const int64_t s = std::min(seq_len, tokens);
+  const cpu::AttentionShape shape{tokens / s, s, cfg.num_attention_heads, cfg.qk_head_dim(), cfg.v_head_dim};
+  const double softmax = 5.0 * shape.batch * shape.heads * static_cast<double>(s) * s;
+  const double full = cpu::attention_flops(shape) - softmax;
+  const double partial = static_cast<double>(tokens % s) * s * cfg.num_attention_heads *
+                         (cfg.qk_head_dim() + cfg.v_head_dim);  // a last, shorter sequence (T not a multiple of S)
+  return 0.5 * full + partial;
 }
 
 double LayerWork::fwd_flops() const {
@@ -69,8 +85,9 @@ OpWork grouped(const std::string& name, int64_t rows, int64_t n, int64_t k, int6
   OpWork op = linear(name, rows, n, k, Precision::fp8);
   op.op_class = OpClass::grouped_gemm;
   op.groups = groups;
-  // Weights of every group are read once.
-  op.fwd_bytes = 1.0 * rows * k + 1.0 * groups * n * k + 2.0 * rows * n;
+  op.fwd_flops = op.dgrad_flops = op.wgrad_flops = cpu::grouped_gemm_flops(rows, n, k);
+  // Weights of every group are read once; FP8 operands (1 B), BF16 output (+1 B per output element).
+  op.fwd_bytes = cpu::grouped_gemm_bytes(rows, groups, n, k, 1) + 1.0 * rows * n;
   op.dgrad_bytes = 1.0 * rows * n + 1.0 * groups * n * k + 2.0 * rows * k;
   op.wgrad_bytes = 1.0 * rows * n + 1.0 * rows * k + 4.0 * groups * n * k;
   op.expert_parallel = true;
@@ -87,6 +104,11 @@ OpWork memory_op(const std::string& name, double fwd_bytes, double bwd_bytes, bo
   op.dgrad_bytes = bwd_bytes;
   if (recompute) op.recompute_bytes = fwd_bytes;
   return op;
+}
+
+// RMSNorm over rows of `dim` in BF16 (the CPU backend's byte model).
+OpWork norm_op(const std::string& name, int64_t rows, int64_t dim, bool recompute) {
+  return memory_op(name, cpu::rmsnorm_bytes(rows, dim, 2), cpu::rmsnorm_backward_bytes(rows, dim, 2), recompute);
 }
 
 // FP8 casts around the FP8 GEMMs of a block: forward quantizes each input
@@ -106,18 +128,18 @@ void append_attention(std::vector<OpWork>& ops, const ModelConfig& cfg, const Wo
   const int64_t T = opt.tokens, H = cfg.hidden_size, nh = cfg.num_attention_heads;
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dv = cfg.v_head_dim, Dc = cfg.kv_lora_rank;
   const bool rc = opt.recompute_norm_and_mla_up;
-  ops.push_back(memory_op("attn_norm", 4.0 * T * H, 6.0 * T * H, rc));
+  ops.push_back(norm_op("attn_norm", T, H, rc));
   std::vector<OpWork> gemms;
   if (cfg.q_lora_rank) {
     const int64_t Dq = *cfg.q_lora_rank;
     gemms.push_back(linear("q_a_proj", T, Dq, H, Precision::fp8));
-    ops.push_back(memory_op("q_a_norm", 4.0 * T * Dq, 6.0 * T * Dq, rc));
+    ops.push_back(norm_op("q_a_norm", T, Dq, rc));
     gemms.push_back(linear("q_b_proj", T, nh * (Dn + Dr), Dq, Precision::fp8, rc));
   } else {
     gemms.push_back(linear("q_proj", T, nh * (Dn + Dr), H, Precision::fp8));
   }
   gemms.push_back(linear("kv_a_proj_with_mqa", T, Dc + Dr, H, Precision::fp8));
-  ops.push_back(memory_op("kv_a_norm", 4.0 * T * Dc, 6.0 * T * Dc, rc));
+  ops.push_back(norm_op("kv_a_norm", T, Dc, rc));
   gemms.push_back(linear("kv_b_proj", T, nh * (Dn + Dv), Dc, Precision::fp8, rc));
   gemms.push_back(linear("o_proj", T, H, nh * Dv, Precision::fp8));
   ops.push_back(fp8_casts("attn_fp8_casts", gemms));
@@ -147,14 +169,14 @@ void append_dense_ffn(std::vector<OpWork>& ops, const ModelConfig& cfg, const Wo
   ops.push_back(fp8_casts(prefix + ".fp8_casts", gemms));
   for (auto& g : gemms) ops.push_back(g);
   // SwiGLU: read gate and up (BF16), write the product; recomputed in backward (§3.3.3).
-  ops.push_back(memory_op(prefix + ".swiglu", 6.0 * T * inter, 10.0 * T * inter, true));
+  ops.push_back(memory_op(prefix + ".swiglu", cpu::swiglu_bytes(T, inter, 2), cpu::swiglu_backward_bytes(T, inter, 2), true));
 }
 
 void append_moe(std::vector<OpWork>& ops, const ModelConfig& cfg, const WorkOptions& opt) {
   const int64_t T = opt.tokens, H = cfg.hidden_size, E = cfg.n_routed_experts, K = cfg.num_experts_per_tok;
   const int64_t I = cfg.moe_intermediate_size;
   const bool rc = opt.recompute_norm_and_mla_up;
-  ops.push_back(memory_op("ffn_norm", 4.0 * T * H, 6.0 * T * H, rc));
+  ops.push_back(norm_op("ffn_norm", T, H, rc));
   ops.push_back(linear("gate", T, E, H, Precision::bf16));  // router: BF16 (§3.3.1)
   if (cfg.n_shared_experts > 0) append_dense_ffn(ops, cfg, opt, cfg.n_shared_experts * I, "shared_experts");
   const int64_t rows = T * K;
@@ -164,7 +186,8 @@ void append_moe(std::vector<OpWork>& ops, const ModelConfig& cfg, const WorkOpti
   casts.expert_parallel = true;
   ops.push_back(casts);
   for (auto& g : routed) ops.push_back(g);
-  OpWork swiglu = memory_op("experts.swiglu", 6.0 * rows * I, 10.0 * rows * I, true);
+  OpWork swiglu =
+      memory_op("experts.swiglu", cpu::swiglu_bytes(rows, I, 2), cpu::swiglu_backward_bytes(rows, I, 2), true);
   swiglu.expert_parallel = true;
   ops.push_back(swiglu);
   // Combine: weighted sum of K expert outputs (BF16) per token.
@@ -192,7 +215,7 @@ LayerWork decoder_layer_work(const ModelConfig& cfg, int64_t layer, const WorkOp
     append_moe(w.ops, cfg, opt);
   } else {
     const int64_t T = opt.tokens, H = cfg.hidden_size;
-    w.ops.push_back(memory_op("ffn_norm", 4.0 * T * H, 6.0 * T * H, opt.recompute_norm_and_mla_up));
+    w.ops.push_back(norm_op("ffn_norm", T, H, opt.recompute_norm_and_mla_up));
     append_dense_ffn(w.ops, cfg, opt, cfg.intermediate_size, "mlp");
     w.ops.push_back(memory_op("ffn_residual", 6.0 * T * H, 6.0 * T * H));
   }
@@ -212,7 +235,7 @@ LayerWork head_work(const ModelConfig& cfg, const WorkOptions& opt) {
   LayerWork w;
   w.kind = LayerKind::head;
   const int64_t T = opt.tokens, H = cfg.hidden_size, V = cfg.vocab_size;
-  w.ops.push_back(memory_op("norm", 4.0 * T * H, 6.0 * T * H));
+  w.ops.push_back(norm_op("norm", T, H, false));
   w.ops.push_back(linear("lm_head", T, V, H, Precision::bf16));  // BF16 (§3.3.1)
   // Softmax cross-entropy over logits: read logits, write the gradient.
   w.ops.push_back(memory_op("loss", 4.0 * T * V, 4.0 * T * V));

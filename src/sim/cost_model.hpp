@@ -52,6 +52,18 @@ struct Calibration {
 // uses efficiency 1 because its peak is already a measured GEMM rate).
 Calibration default_calibration(const Hardware& hw);
 
+// The in-situ variant ("profile-data"): deepseek-ai/profile-data's H800
+// training trace measures 124.3 ms of compute kernels for 4 overlapped MoE
+// layer pairs (31.1 ms per pair, 112 SMs): FP8 GEMMs 18.6 ms (5.7 grouped +
+// 4.7 + 8.2), FlashAttention 4.9 ms, the rest (casts, norms, SwiGLU, adds)
+// 7.6 ms. Starting from the kernel calibration, GEMM efficiencies are scaled
+// so one DeepSeek-V3 MoE layer pair's GEMMs take 18.6 ms and memory-bound
+// efficiency so its other ops take 7.6 ms (EP64, 4096 tokens, 112 of 132 SMs).
+Calibration profile_data_calibration(const Hardware& hw);
+
+// "kernels" (default_calibration) or "profile-data".
+Calibration make_calibration(const Hardware& hw, const std::string& kind);
+
 // Time of one pass of an op on one GPU. For grouped GEMMs `rows_per_group`
 // is the rows one expert processes on its GPU; `sm_fraction` is the share of
 // SMs left to compute (1 - reserved communication SMs while overlapped).

@@ -18,7 +18,7 @@
 //              153 / 158 GB/s (NVLink); internode EP64 51 / 50 GB/s (RDMA, "logical": the sender's own node
 //              counted in the bytes).
 //   [bench_gemm] moelab experiments/micro/bench_gemm on this machine (2 cores, AMD EPYC, KVM), fp32
-//              256x2048x7168 FLOP/s counter at commit 095e812, 2026-12-02, shared with other jobs.
+//              4096x128x256 (v3-small's expert shape), real-time FLOP/s, 2026-12-02, shared with other jobs.
 #include "sim/hardware.hpp"
 
 #include <algorithm>
@@ -141,8 +141,9 @@ Hardware cpu_local() {
   Hardware h;
   h.name = "cpu-local";
   h.description = "this machine: 2 AMD EPYC cores (KVM), 23 GB RAM, MPI ranks over shared memory";
-  h.peak_bf16_tflops = {0.128, "[bench_gemm] fp32 sgemm 256x2048x7168 FLOP/s counter (128 GFLOP/s); the CPU "
-                               "backend's bf16 mode rounds inputs and runs sgemm, so the same rate"};
+  h.peak_bf16_tflops = {0.0187, "[bench_gemm] fp32 sgemm at v3-small's expert shape 4096x128x256, real time: "
+                                "18.7 GFLOP/s (2 cores, load average ~14 from other jobs); the CPU backend's bf16 "
+                                "mode rounds inputs and runs sgemm, so the same rate"};
   h.peak_fp8_tflops = {0, "the CPU backend emulates FP8: priced at the sgemm rate"};
   h.num_sms = {2, "cores (lscpu)"};
   h.hbm_gb = {23, "RAM (free -g)"};

@@ -119,8 +119,8 @@ void PlanConfig::validate() const {
       << "--global-batch (" << global_batch << ") not divisible by DP (" << dp() << ") x --micro-batch ("
       << micro_batch << ")";
   MOE_CHECK(tokens > 0) << "--tokens must be positive";
-  MOE_CHECK(comm_sms >= 0 && comm_sms < hardware.num_sms.value)
-      << "--comm-sms (" << comm_sms << ") must be in [0, " << hardware.num_sms.value << ")";
+  MOE_CHECK(resolved_comm_sms() >= 0 && resolved_comm_sms() < hardware.num_sms.value)
+      << "--comm-sms (" << comm_sms << ") must be in [0, " << hardware.num_sms.value << ") or -1";
   MOE_CHECK(expert_imbalance >= 1.0) << "--expert-imbalance (" << expert_imbalance << ") must be >= 1";
   const int64_t layers = model.num_hidden_layers + (mtp ? model.num_nextn_predict_layers : 0);
   MOE_CHECK(num_stages_of(*this) <= layers)
@@ -138,7 +138,7 @@ PlanResult plan_step(const PlanConfig& c) {
   r.dp = c.dp();
   r.microbatches = c.microbatches();
   r.num_stages = num_stages_of(c);
-  r.calibration = default_calibration(hw);
+  r.calibration = make_calibration(hw, c.calibration);
   const int64_t S = r.num_stages;
   const int64_t T = c.tokens_per_microbatch();
   const Topology topo = Topology::from_hardware(hw, c.gpus);
@@ -231,7 +231,7 @@ PlanResult plan_step(const PlanConfig& c) {
   d.f_s = ch.compute_f_s + ch.a2a_f_s;
   d.w_s = ch.compute_w_s;
   d.b_s = ch.compute_b_s + ch.compute_w_s + ch.a2a_b_s;
-  const double sm_fraction = (hw.num_sms.value - static_cast<double>(c.comm_sms)) / hw.num_sms.value;
+  const double sm_fraction = (hw.num_sms.value - static_cast<double>(c.resolved_comm_sms())) / hw.num_sms.value;
   const double compute_pair = ch.compute_f_s + ch.compute_b_s + ch.compute_w_s;
   d.fb_s = is_dualpipe_family(c.schedule) ? std::max(compute_pair / sm_fraction, ch.a2a_f_s + ch.a2a_b_s)
                                           : d.f_s + d.b_s;
@@ -342,6 +342,13 @@ PlanResult plan_step(const PlanConfig& c) {
   r.gpu_hours_per_trillion = 1e12 / r.tokens_per_s_per_gpu / 3600.0;
   r.cost_usd = r.gpu_hours * c.price_per_gpu_hour;
   return r;
+}
+
+PlanConfig deepseek_v3_paper_layout() {
+  PlanConfig c;  // the defaults are the paper's layout
+  c.model = model_preset("deepseek-v3");
+  c.hardware = hardware_entry("h800");
+  return c;
 }
 
 }  // namespace moelab::sim

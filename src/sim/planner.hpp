@@ -48,7 +48,11 @@ struct PlanConfig {
   int64_t micro_batch = 1;       // sequences per micro-batch per GPU
   double tokens = 14.8e12;       // training budget
   double price_per_gpu_hour = 0; // $; 0 = no cost line
-  int64_t comm_sms = 20;         // SMs reserved for communication while overlapped ([P] §3.2.2)
+  int64_t comm_sms = -1;         // SMs reserved for communication while overlapped; -1: 20 of 132 ([P] §3.2.2),
+                                 // scaled to the hardware's SM count
+  int64_t resolved_comm_sms() const {
+    return comm_sms >= 0 ? comm_sms : static_cast<int64_t>(hardware.num_sms.value * 20.0 / 132.0 + 0.5);
+  }
   double expert_imbalance = 1.0; // busiest EP GPU's expert work / mean
   bool mtp = true;
   bool recompute = true;         // RMSNorm and MLA up-projections recomputed in backward ([P] §3.2.3)
@@ -57,6 +61,7 @@ struct PlanConfig {
   uint64_t seed = 1;             // routing Monte Carlo
   int64_t routing_tokens = 8192; // routing Monte Carlo sample
   bool keep_events = false;      // keep the step timeline (schedule/events)
+  std::string calibration = "kernels";  // kernels | profile-data (cost_model.hpp)
 
   int64_t dp() const { return gpus / pp; }  // GPUs per pipeline rank = DP degree of non-expert params
   int64_t microbatches() const { return global_batch / (dp() * micro_batch); }
@@ -101,6 +106,10 @@ struct PlanResult {
 };
 
 PlanResult plan_step(const PlanConfig& cfg);
+
+// DeepSeek-V3's own run ([P] §3.1-3.2, §4.2): deepseek-v3 on 2048 H800, PP16 x
+// EP64 x ZeRO-1 DP128, DualPipe, 15360 sequences of 4096 tokens, 14.8T tokens.
+PlanConfig deepseek_v3_paper_layout();
 
 // Sequences per step of DeepSeek-V3's paper layout and the derived figures it
 // is validated against ([P] Table 1; shared/reference/deepseek-v3.md §8).

@@ -89,4 +89,36 @@ RoutingStats node_limited_routing_stats(const ModelConfig& cfg, int64_t ep, int6
   return st;
 }
 
+TraceImbalance ep_imbalance_from_loads(const double* loads, int64_t rows, int64_t trace_experts,
+                                       int64_t model_experts, int64_t ep) {
+  MOE_CHECK(rows > 0 && trace_experts > 0) << "routing trace: no rows or no experts";
+  MOE_CHECK(model_experts > 0 && ep >= 1 && model_experts % ep == 0)
+      << "routing trace: EP degree " << ep << " does not divide the model's " << model_experts << " experts";
+  TraceImbalance t;
+  t.rows = rows;
+  const int64_t share = model_experts / ep;  // experts per GPU in the plan
+  const int64_t scaled = trace_experts * ep;
+  t.gpus = scaled <= model_experts ? 1 : scaled / model_experts;
+  MOE_CHECK((scaled <= model_experts || scaled % model_experts == 0) && trace_experts % t.gpus == 0) << "routing trace: " << trace_experts << " experts do not map onto "
+                                         << t.gpus << " GPUs at the plan's " << share << " experts per GPU";
+  const int64_t per_gpu = trace_experts / t.gpus;
+  double sum = 0;
+  t.max_ratio = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* row = loads + r * trace_experts;
+    double total = 0, busiest = 0;
+    for (int64_t g = 0; g < t.gpus; ++g) {
+      double load = 0;
+      for (int64_t e = g * per_gpu; e < (g + 1) * per_gpu; ++e) load += row[e];
+      total += load;
+      busiest = std::max(busiest, load);
+    }
+    const double ratio = total > 0 ? busiest / (total / static_cast<double>(t.gpus)) : 1.0;
+    sum += ratio;
+    t.max_ratio = std::max(t.max_ratio, ratio);
+  }
+  t.mean_ratio = sum / static_cast<double>(rows);
+  return t;
+}
+
 }  // namespace moelab::sim

@@ -31,4 +31,19 @@ struct RoutingStats {
 RoutingStats node_limited_routing_stats(const ModelConfig& cfg, int64_t ep, int64_t gpus_per_node,
                                         uint64_t seed = 1, int64_t num_tokens = 8192);
 
+// Measured imbalance priced instead of assumed away: from per-expert token
+// counts of a moelab run (load/expert_tokens, rows = steps x MoE layers), the
+// busiest GPU's tokens over the mean GPU's for each row, with experts placed
+// contiguously and the trace's experts mapped onto the plan's share of
+// experts per GPU (model_experts / ep): a trace of E_t experts spans
+// E_t * ep / model_experts GPUs (at least 1).
+struct TraceImbalance {
+  int64_t rows = 0;
+  int64_t gpus = 1;         // GPUs the trace's experts map onto
+  double mean_ratio = 1.0;  // mean over rows of max GPU load / mean GPU load
+  double max_ratio = 1.0;
+};
+TraceImbalance ep_imbalance_from_loads(const double* loads, int64_t rows, int64_t trace_experts,
+                                       int64_t model_experts, int64_t ep);
+
 }  // namespace moelab::sim

@@ -54,9 +54,9 @@ double max_violation(const std::vector<double>& load) {
   return mean > 0 ? (hi - mean) / mean : 0.0;
 }
 
-template <typename Index>
-double balance_loss(AuxLossKind kind, double coeff, const float* scores, const Index* topk_idx, int64_t num_seqs,
-                    int64_t seq_len, int64_t num_experts, int64_t topk, float* d_scores) {
+template <typename Scalar, typename Index>
+double balance_loss(AuxLossKind kind, double coeff, const Scalar* scores, const Index* topk_idx, int64_t num_seqs,
+                    int64_t seq_len, int64_t num_experts, int64_t topk, Scalar* d_scores) {
   if (kind == AuxLossKind::none || coeff == 0) return 0.0;
   const int64_t num_tokens = num_seqs * seq_len;
   const int64_t num_groups = kind == AuxLossKind::sequence ? num_seqs : 1;
@@ -73,7 +73,7 @@ double balance_loss(AuxLossKind kind, double coeff, const float* scores, const I
     // P_i (Eq. 19-20): mean normalised score.
     std::fill(p.begin(), p.end(), 0.0);
     for (int64_t t = 0; t < group_tokens; ++t) {
-      const float* s = scores + (t0 + t) * E;
+      const Scalar* s = scores + (t0 + t) * E;
       double sum = 0;
       for (int64_t i = 0; i < E; ++i) sum += s[i];
       MOE_CHECK(sum > 0) << "balance loss: router scores of token " << t0 + t << " sum to " << sum
@@ -88,22 +88,25 @@ double balance_loss(AuxLossKind kind, double coeff, const float* scores, const I
     // ∂L/∂s_{i,t} = α/(G·T_g) · (f_i − Σ_j f_j s'_{j,t}) / S_t
     const double scale = coeff / static_cast<double>(num_groups * group_tokens);
     for (int64_t t = 0; t < group_tokens; ++t) {
-      const float* s = scores + (t0 + t) * E;
+      const Scalar* s = scores + (t0 + t) * E;
       double fs = 0;
       for (int64_t j = 0; j < E; ++j) fs += f[j] * s[j] * inv_sum[t];
-      float* ds = d_scores + (t0 + t) * E;
-      for (int64_t i = 0; i < E; ++i) ds[i] += static_cast<float>(scale * (f[i] - fs) * inv_sum[t]);
+      Scalar* ds = d_scores + (t0 + t) * E;
+      for (int64_t i = 0; i < E; ++i) ds[i] += static_cast<Scalar>(scale * (f[i] - fs) * inv_sum[t]);
     }
   }
   return loss;
 }
 
-#define MOELAB_BALANCE_INSTANTIATE(Index)                                                                       \
-  template std::vector<double> count_expert_tokens<Index>(const Index*, int64_t, int64_t, int64_t);            \
-  template double balance_loss<Index>(AuxLossKind, double, const float*, const Index*, int64_t, int64_t, int64_t, \
-                                      int64_t, float*);
-MOELAB_BALANCE_INSTANTIATE(int32_t)
-MOELAB_BALANCE_INSTANTIATE(int64_t)
+template std::vector<double> count_expert_tokens<int32_t>(const int32_t*, int64_t, int64_t, int64_t);
+template std::vector<double> count_expert_tokens<int64_t>(const int64_t*, int64_t, int64_t, int64_t);
+#define MOELAB_BALANCE_INSTANTIATE(Scalar, Index)                                                                   \
+  template double balance_loss<Scalar, Index>(AuxLossKind, double, const Scalar*, const Index*, int64_t, int64_t, \
+                                              int64_t, int64_t, Scalar*);
+MOELAB_BALANCE_INSTANTIATE(float, int32_t)
+MOELAB_BALANCE_INSTANTIATE(float, int64_t)
+MOELAB_BALANCE_INSTANTIATE(double, int32_t)
+MOELAB_BALANCE_INSTANTIATE(double, int64_t)
 #undef MOELAB_BALANCE_INSTANTIATE
 
 }  // namespace moelab::train

@@ -71,9 +71,10 @@ double max_violation(const std::vector<double>& load);
 // The balance loss of one MoE layer and its gradient, accumulated (+=) into
 // d_scores [T, E] when not null. T = num_seqs · seq_len tokens in sequence
 // order. Returns the loss (already multiplied by coeff).
-template <typename Index>
-double balance_loss(AuxLossKind kind, double coeff, const float* scores /*[T, E]*/, const Index* topk_idx /*[T, K]*/,
+// Scalar: float (training) or double (gradient checks); Index: int32/int64.
+template <typename Scalar, typename Index>
+double balance_loss(AuxLossKind kind, double coeff, const Scalar* scores /*[T, E]*/, const Index* topk_idx /*[T, K]*/,
                     int64_t num_seqs, int64_t seq_len, int64_t num_experts, int64_t topk,
-                    float* d_scores /*[T, E]*/);
+                    Scalar* d_scores /*[T, E]*/);
 
 }  // namespace moelab::train

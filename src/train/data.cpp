@@ -108,15 +108,19 @@ Batch BatchIterator::batch(int64_t step) const {
 std::vector<Batch> eval_batches(const TokenStream& heldout, int64_t batch_size, int64_t seq_len,
                                 int64_t num_batches) {
   const int64_t windows = heldout.size() > seq_len ? (heldout.size() - 1) / seq_len : 0;
+  const int64_t batches = std::min(num_batches, windows / batch_size);
+  MOE_CHECK(batches > 0 || num_batches == 0) << "the held-out split (" << heldout.size()
+                                             << " tokens) holds no full evaluation batch of " << batch_size
+                                             << " sequences of " << seq_len + 1 << " tokens";
+  // Windows spread evenly over the whole held-out stream, so every domain
+  // (documents are interleaved) is evaluated.
+  const int64_t used = batches * batch_size;
   std::vector<Batch> out;
-  for (int64_t b = 0; b < num_batches && (b + 1) * batch_size <= windows; ++b) {
+  for (int64_t b = 0; b < batches; ++b) {
     std::vector<int64_t> starts(batch_size);
-    for (int64_t r = 0; r < batch_size; ++r) starts[r] = (b * batch_size + r) * seq_len;
+    for (int64_t r = 0; r < batch_size; ++r) starts[r] = ((b * batch_size + r) * windows / used) * seq_len;
     out.push_back(make_batch(heldout, starts, seq_len));
   }
-  MOE_CHECK(!out.empty() || num_batches == 0) << "the held-out split (" << heldout.size()
-                                              << " tokens) holds no full evaluation batch of " << batch_size
-                                              << " sequences of " << seq_len + 1 << " tokens";
   return out;
 }
 

@@ -83,8 +83,8 @@ class BatchIterator {
   mutable std::vector<int64_t> perm_;
 };
 
-// The evaluation set: the first num_batches batches of held-out windows in
-// order (no shuffling), clipped to what the held-out stream holds.
+// The evaluation set: num_batches batches of held-out windows spread evenly
+// over the held-out stream (fixed, no shuffling), clipped to what it holds.
 std::vector<Batch> eval_batches(const TokenStream& heldout, int64_t batch_size, int64_t seq_len,
                                 int64_t num_batches);
 

@@ -21,22 +21,6 @@ ModelConfig train_model_config(const TrainConfig& c) {
   return m;
 }
 
-std::vector<MoeLayerRef> moe_layers(ModelParams<float>& params, ModelSaved<float>& saved) {
-  std::vector<MoeLayerRef> out;
-  for (size_t i = 0; i < params.layers.size() && i < saved.layers.size(); ++i) {
-    BlockParams<float>& p = params.layers[i];
-    if (!p.is_moe) continue;
-    out.push_back({p.layer, &saved.layers[i].moe, p.moe.gate.bias, saved.shape.batch, saved.shape.seq_len});
-  }
-  for (size_t k = 0; k < params.mtp.size() && k < saved.mtp.size(); ++k) {
-    BlockParams<float>& p = params.mtp[k].block;
-    if (!p.is_moe) continue;
-    out.push_back({p.layer, &saved.mtp[k].block.moe, p.moe.gate.bias, saved.mtp[k].shape.batch,
-                   saved.mtp[k].shape.seq_len});
-  }
-  return out;
-}
-
 namespace {
 
 GemmPrecision parse_precision(const std::string& text) {
@@ -238,19 +222,8 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
         model_forward(saved, params, mcfg, batch.inputs, batch.targets, cfg.batch_size, cfg.seq_len, lambda, ctx);
 
     // Balance losses: their gradient wrt the router scores joins the MoE backward.
-    std::vector<MoeLayerRef> layers = moe_layers(params, saved);
-    double aux_loss = 0;
-    for (MoeLayerRef& l : layers) {
-      MoeSaved<float>& moe = *l.saved;
-      if (cfg.balance.has_aux_loss()) {
-        moe.d_scores = Tensor<float>(moe.router.scores.shape);
-        aux_loss += balance_loss(cfg.balance.aux_loss, cfg.balance.aux_loss_coeff, moe.router.scores.ptr(),
-                                 moe.router.topk_idx.ptr(), l.num_seqs, l.seq_len, E, mcfg.num_experts_per_tok,
-                                 moe.d_scores.ptr());
-      } else {
-        moe.d_scores = Tensor<float>();
-      }
-    }
+    std::vector<MoeLayerRef<float>> layers = moe_layers(params, saved);
+    const double aux_loss = add_balance_losses(layers, cfg.balance, E, mcfg.num_experts_per_tok);
     model_backward(params, saved, mcfg, ctx);
     const double grad_norm = clip_grad_norm(slots, cfg.grad_clip);
     const double lr = cfg.lr.lr(step);

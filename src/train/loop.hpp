@@ -57,13 +57,49 @@ ModelConfig train_model_config(const TrainConfig& config);
 TrainSummary run_training(const TrainConfig& config, ResultsRun* run, const TrainHooks& hooks = {});
 
 // The MoE layers of a model (main layers, then the MTP modules'), in the
-// order of load/ rows.
+// order of load/ rows; valid after a forward into `saved`.
+template <typename T>
 struct MoeLayerRef {
-  int64_t layer = 0;            // HF layer index
-  MoeSaved<float>* saved = nullptr;
-  Param<float>* bias = nullptr;  // e_score_correction_bias (null without one)
+  int64_t layer = 0;                  // HF layer index
+  MoeSaved<T>* saved = nullptr;
+  Param<T>* bias = nullptr;           // e_score_correction_bias (null without one)
   int64_t num_seqs = 0, seq_len = 0;  // token layout of this layer's input
 };
-std::vector<MoeLayerRef> moe_layers(ModelParams<float>& params, ModelSaved<float>& saved);
+
+template <typename T>
+std::vector<MoeLayerRef<T>> moe_layers(ModelParams<T>& params, ModelSaved<T>& saved) {
+  std::vector<MoeLayerRef<T>> out;
+  for (size_t i = 0; i < params.layers.size() && i < saved.layers.size(); ++i) {
+    BlockParams<T>& p = params.layers[i];
+    if (p.is_moe) out.push_back({p.layer, &saved.layers[i].moe, p.moe.gate.bias, saved.shape.batch, saved.shape.seq_len});
+  }
+  for (size_t k = 0; k < params.mtp.size() && k < saved.mtp.size(); ++k) {
+    BlockParams<T>& p = params.mtp[k].block;
+    if (p.is_moe)
+      out.push_back({p.layer, &saved.mtp[k].block.moe, p.moe.gate.bias, saved.mtp[k].shape.batch,
+                     saved.mtp[k].shape.seq_len});
+  }
+  return out;
+}
+
+// Balance loss of every MoE layer after a forward: sets each layer's d_scores
+// (the extra router-score gradient its backward adds; emptied when the
+// config has no balance loss) and returns the summed loss.
+template <typename T>
+double add_balance_losses(std::vector<MoeLayerRef<T>>& layers, const BalanceConfig& balance, int64_t num_experts,
+                          int64_t topk) {
+  double loss = 0;
+  for (auto& l : layers) {
+    MoeSaved<T>& moe = *l.saved;
+    if (!balance.has_aux_loss()) {
+      moe.d_scores = Tensor<T>();
+      continue;
+    }
+    moe.d_scores = Tensor<T>(moe.router.scores.shape);
+    loss += balance_loss(balance.aux_loss, balance.aux_loss_coeff, moe.router.scores.ptr(), moe.router.topk_idx.ptr(),
+                         l.num_seqs, l.seq_len, num_experts, topk, moe.d_scores.ptr());
+  }
+  return loss;
+}
 
 }  // namespace moelab::train

@@ -93,3 +93,22 @@ TEST(ScheduleCli, ConstraintErrorsAreOneLine) {
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("--microbatches"), std::string::npos);
 }
+
+// --execute on the single rank of a plain run: the executor, the gradient
+// check against the non-pipelined step and the measured/predicted runs (the
+// MPI case runs under mpirun in ctest's mpi_schedule_execute).
+TEST(ScheduleCli, ExecuteOnOneRank) {
+  const std::string out = temp_path("exec.h5");
+  const CommandResult r = run_command("schedule --kind 1f1b --pp 1 --microbatches 4 --execute --hidden 16 --tokens 4 "
+                                      "--force --out " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("gradient check against a non-pipelined step"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("makespan measured"), std::string::npos) << r.out;
+  moelab::h5::File f = moelab::h5::File::open_read(out);
+  EXPECT_EQ(f.open_group("runs").children(),
+            (std::vector<std::string>{"schedule", "schedule_measured", "schedule_predicted"}));
+  EXPECT_EQ(f.open_group("runs/schedule_measured/schedule").attr_string("source"), "measured");
+  EXPECT_EQ(f.open_group("runs/schedule_measured/schedule").dataset_shape("events/op"), (moelab::Shape{8}));
+  expect_one_line_error(run_command("schedule --kind 1f1b --pp 2 --microbatches 4 --execute"),
+                        "needs 2 MPI ranks (--pp), the job has 1");
+}

@@ -1,6 +1,6 @@
-// The pipeline executor on 2 and 4 MPI ranks (ctest runs this binary under
-// mpirun -np 2 and -np 4): for every schedule that fits the rank count, one
-// step of the toy pipeline (toy_stages.hpp) gives the loss and every stage's
+// The pipeline executor on 2, 4 and 8 MPI ranks (ctest runs this binary under
+// mpirun -np 2, 4 and 8): for every schedule that fits the rank count, one
+// step of the toy chain pipeline (chain_stages.hpp) gives the loss and every stage's
 // weight gradient of a non-pipelined single-process step. Tolerance: 1e-6
 // relative (float32; the pipelined run accumulates a stage's micro-batch
 // gradients in its schedule's order, and DualPipe sums two copies' partial
@@ -19,8 +19,9 @@
 #include "io/hdf5.hpp"
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
+#include "parallel/schedule/simulate.hpp"
 #include "parallel/schedule/generators.hpp"
-#include "toy_stages.hpp"
+#include "parallel/schedule/chain_stages.hpp"
 
 using namespace moelab::schedule;
 
@@ -46,13 +47,8 @@ struct Outcome {
   size_t live_activations = 0;
 };
 
-Outcome run_pipelined(const Schedule& s, const toy::Model& m) {
-  const int rank = world_rank();
-  std::vector<int> held;
-  for (int d = 0; d < s.num_directions; ++d)
-    for (int st = 0; st < s.num_stages; ++st)
-      if (s.stage_rank[d][st] == rank && std::find(held.begin(), held.end(), st) == held.end()) held.push_back(st);
-  toy::ToyStages stages(m, held);
+Outcome run_pipelined(const Schedule& s, const ChainModel& m) {
+  ChainStages stages(m, held_stages(s, world_rank()));
   Outcome out;
   out.mine = execute(s, stages, MPI_COMM_WORLD);
   out.live_activations = stages.live_activations();
@@ -68,11 +64,11 @@ Outcome run_pipelined(const Schedule& s, const toy::Model& m) {
   return out;
 }
 
-void check_against_reference(const Schedule& s, const toy::Model& m) {
+void check_against_reference(const Schedule& s, const ChainModel& m) {
   SCOPED_TRACE(s.kind + " on " + std::to_string(s.num_ranks) + " ranks, " + std::to_string(m.num_stages) +
                " stages, " + std::to_string(m.num_microbatches) + " micro-batches");
   const Outcome got = run_pipelined(s, m);
-  const auto [ref_loss, ref_grads] = toy::reference(m);
+  const auto [ref_loss, ref_grads] = chain_reference(m);
   EXPECT_NEAR(got.loss, ref_loss, 1e-6 * std::abs(ref_loss));
   double max_rel = 0, ref_max = 0;
   for (int st = 0; st < m.num_stages; ++st)
@@ -108,7 +104,7 @@ void check_against_reference(const Schedule& s, const toy::Model& m) {
 }  // namespace
 
 TEST(PipelineExecutor, OneFOneB) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = world_size();
   for (int c : {1, 3, 2 * world_size() + 1}) {
     m.num_microbatches = c;
@@ -117,21 +113,21 @@ TEST(PipelineExecutor, OneFOneB) {
 }
 
 TEST(PipelineExecutor, GPipe) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = world_size();
   m.num_microbatches = 5;
   check_against_reference(make_gpipe(world_size(), 5), m);
 }
 
 TEST(PipelineExecutor, ZeroBubbleH1) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = world_size();
   m.num_microbatches = 2 * world_size() + 2;
   check_against_reference(make_zb1p(world_size(), m.num_microbatches), m);
 }
 
 TEST(PipelineExecutor, Interleaved1F1B) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = 2 * world_size();
   m.num_microbatches = 2 * world_size();
   check_against_reference(make_interleaved_1f1b(world_size(), m.num_microbatches, 2), m);
@@ -139,7 +135,7 @@ TEST(PipelineExecutor, Interleaved1F1B) {
 
 TEST(PipelineExecutor, DualPipe) {
   if (world_size() % 2) GTEST_SKIP() << "DualPipe needs an even number of ranks";
-  toy::Model m;
+  ChainModel m;
   m.num_stages = world_size();
   for (int c : {2 * world_size(), 2 * world_size() + 4}) {
     m.num_microbatches = c;
@@ -148,7 +144,7 @@ TEST(PipelineExecutor, DualPipe) {
 }
 
 TEST(PipelineExecutor, DualPipeV) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = 2 * world_size();
   for (int c : {2 * world_size(), 2 * world_size() + 3}) {
     m.num_microbatches = c;
@@ -159,7 +155,7 @@ TEST(PipelineExecutor, DualPipeV) {
 // The measured timeline goes to HDF5 exactly like the simulated one, and the
 // run can be re-simulated with its own mean op durations (sim vs measured).
 TEST(PipelineExecutor, MeasuredEventsInResultsFormat) {
-  toy::Model m;
+  ChainModel m;
   m.num_stages = 2 * world_size();
   m.num_microbatches = 2 * world_size();
   const Schedule s = make_dualpipev(world_size(), m.num_microbatches);
@@ -180,7 +176,7 @@ TEST(PipelineExecutor, MeasuredEventsInResultsFormat) {
   const Durations d = mean_durations(got.measured);
   const SimResult predicted = simulate(s, d);
   EXPECT_GT(predicted.makespan_s, 0.0);
-  std::printf("  toy DualPipeV on %d ranks: measured makespan %.1f us, simulated with measured mean durations "
+  std::printf("  chain DualPipeV on %d ranks: measured makespan %.1f us, simulated with measured mean durations "
               "(F %.2f B %.2f W %.2f F&B %.2f us, p2p 0) %.1f us\n",
               world_size(), 1e6 * got.measured.makespan_s, 1e6 * d.f_s, 1e6 * d.b_s, 1e6 * d.w_s, 1e6 * d.fb_s,
               1e6 * predicted.makespan_s);
@@ -196,10 +192,14 @@ TEST(ScheduleDurations, MeanDurationsRecoverTheSimulatedOnes) {
   EXPECT_DOUBLE_EQ(got.fb_s, d.fb_s);
   const Durations zb = mean_durations(simulate(make_zb1p(4, 8), d));  // no full B: B = B_input + W
   EXPECT_NEAR(zb.b_s, d.b_s, 1e-12);
+  const Durations plain = mean_durations(simulate(make_1f1b(4, 8), d));  // nothing split, nothing overlapped
+  EXPECT_DOUBLE_EQ(plain.b_s, d.b_s);
+  EXPECT_EQ(plain.w_s, 0.0);
+  EXPECT_DOUBLE_EQ(plain.fb_s, d.f_s + d.b_s);
 }
 
 TEST(PipelineExecutor, RejectsWrongRankCount) {
-  EXPECT_THROW(execute(make_1f1b(world_size() + 1, 4), *std::make_unique<toy::ToyStages>(toy::Model{}, std::vector<int>{}),
+  EXPECT_THROW(execute(make_1f1b(world_size() + 1, 4), *std::make_unique<ChainStages>(ChainModel{}, std::vector<int>{}),
                        MPI_COMM_WORLD),
                moelab::Error);
 }

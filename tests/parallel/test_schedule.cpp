@@ -82,6 +82,52 @@ TEST(ScheduleTable2, OverlapBelowFormula) {
       }
 }
 
+// With real overlap, F&B = F+B-δ (0 <= δ <= F, i.e. max(F,B) <= F&B <= F+B)
+// and F = W = 1, B = 2: the per-rank idle time has a closed form too. The
+// middle ranks idle exactly the Table 2 formula; a rank at half-rank h
+// (DualPipe: min(r, PP-1-r); DualPipeV: r, with PP/2 = N ranks) runs
+// PP/2-2-h fewer overlapped pairs than them on the same makespan, so it idles
+//   formula - max(0, PP/2-2-h)·δ.
+// The formula is the bubble of the slowest ranks, not of every rank.
+TEST(ScheduleTable2, OverlapPerRankClosedForm) {
+  for (const char* kind : {"dualpipe", "dualpipev"})
+    for (int pp : {4, 8, 16})
+      for (int c : {2 * pp, 3 * pp + 2})
+        for (double delta : {0.0, 0.25, 0.6, 1.0}) {
+          const Durations d{1, 2, 1, 3 - delta, 0};
+          const bool v = std::string(kind) == "dualpipev";
+          const int ranks = v ? pp / 2 : pp;
+          const SimResult r = simulate(make_schedule(kind, ranks, c), d);
+          const double formula = table2_bubble_s(kind, pp, d);
+          for (int rank = 0; rank < ranks; ++rank) {
+            const int h = v ? rank : std::min(rank, pp - 1 - rank);
+            EXPECT_NEAR(r.ranks[rank].idle_s, formula - std::max(0, pp / 2 - 2 - h) * delta, 1e-9)
+                << kind << " PP " << pp << " C " << c << " delta " << delta << " rank " << rank;
+          }
+        }
+}
+
+// With B != 2W (here F = 1, B = 2, W = 0.25..0.75) the formula is an upper
+// bound on every rank's idle time, without or with overlap.
+TEST(ScheduleTable2, FormulaBoundsIdleWhenBIsNotTwoW) {
+  for (const char* kind : {"dualpipe", "dualpipev"})
+    for (int pp : {8, 16})
+      for (double w : {0.25, 0.5, 0.75})
+        for (double fb : {2.0, 2.6, 3.0}) {
+          const Durations d{1, 2, w, fb, 0};
+          const int ranks = std::string(kind) == "dualpipev" ? pp / 2 : pp;
+          const SimResult r = simulate(make_schedule(kind, ranks, 3 * pp), d);
+          EXPECT_LE(r.max_idle_s(), table2_bubble_s(kind, pp, d) + 1e-9)
+              << kind << " PP " << pp << " W " << w << " F&B " << fb;
+        }
+  // ZB1P's formula stays exact for any W <= B/2.
+  for (double w : {0.25, 0.5, 0.75, 1.0}) {
+    const Durations d{1, 2, w, 3, 0};
+    const SimResult r = simulate(make_zb1p(8, 24), d);
+    for (const auto& rank : r.ranks) EXPECT_NEAR(rank.idle_s, table2_bubble_s("zb1p", 8, d), 1e-9) << "W " << w;
+  }
+}
+
 // GPipe with latency: makespan (C+PP-1)(F+B) + 2(PP-1)·p2p (one forward and
 // one backward chain through the pipeline).
 TEST(ScheduleSimulate, GPipeWithLatency) {
@@ -240,4 +286,34 @@ TEST(ScheduleValidate, RejectsSwappedDependencies) {
             "schedule 1f1b: deadlock: every rank waits; rank 0 op 1 (B 0.0) waits for rank 1 op 2 (B 0.1); "
             "rank 1 op 1 (F 1.1) waits for rank 0 op 2 (F 1.0);");
   EXPECT_THROW(validate(t), Error);
+}
+
+// With synchronous sends placed naively after each op, 1F1B deadlocks (rank 0
+// sends forward 1 while rank 1 sends backward 0); GPipe does not (all sends
+// of a phase go the same way). Every schedule is deadlock-free with the
+// buffered sends the executor uses (GeneratedSchedulesAreValid).
+TEST(ScheduleValidate, SynchronousSendsDeadlockFor1F1B) {
+  EXPECT_EQ(synchronous_send_deadlock(make_1f1b(2, 4)),
+            "schedule 1f1b: deadlock with synchronous sends: rank 0 at op 1 (F 1.0) sends to rank 1; "
+            "rank 1 at op 1 (B 0.1) sends to rank 0");
+  EXPECT_EQ(synchronous_send_deadlock(make_gpipe(4, 8)), "");
+  EXPECT_EQ(synchronous_send_deadlock(make_1f1b(4, 1)), "");  // one micro-batch: nothing to cross
+  EXPECT_NE(synchronous_send_deadlock(make_dualpipe(4, 8)), "");
+}
+
+// Interleaved 1F1B (Narayanan et al. 2021): with v chunks per rank and F, B
+// the times of one chunk, every rank idles (PP-1)(F+B): the 1F1B bubble of a
+// full stage (v·F, v·B) divided by v. Peak activations on rank 0: Megatron's
+// warm-up (PP-1)·2 + (v-1)·PP + 1 chunk-activations.
+TEST(ScheduleInterleaved, BubbleIsOneFOneBOverV) {
+  const Durations d{1, 2, 1, 3, 0};
+  for (int v : {2, 3, 4})
+    for (int pp : {2, 4, 8})
+      for (int c : {pp, 2 * pp, 3 * pp}) {
+        const SimResult r = simulate(make_interleaved_1f1b(pp, c, v), d);
+        for (const auto& rank : r.ranks) EXPECT_EQ(rank.idle_s, (pp - 1) * 3.0) << "v " << v << " PP " << pp;
+        EXPECT_EQ(r.ranks[0].param_copies, v);
+        EXPECT_EQ(r.ranks[0].peak_activations, c == pp ? int64_t(c) * v : (pp - 1) * 2 + (v - 1) * pp + 1)
+            << "v " << v << " PP " << pp << " C " << c;
+      }
 }

@@ -18,12 +18,7 @@ using namespace moelab::sim;
 
 namespace {
 
-PlanConfig paper_layout() {
-  PlanConfig c;
-  c.model = model_preset("deepseek-v3");
-  c.hardware = hardware_entry("h800");
-  return c;  // defaults: 2048 GPUs, PP16, EP64, dualpipe, 4096 x 15360, 14.8T tokens
-}
+PlanConfig paper_layout() { return deepseek_v3_paper_layout(); }
 
 }  // namespace
 
@@ -227,4 +222,50 @@ TEST(Calibration, CurvesGiveBackTheirPublishedPoints) {
     EXPECT_NEAR(t.fwd_s, 1.2e-3, 1e-12);
     EXPECT_NEAR(t.dgrad_s, 3.7e-3, 1e-12);
   }
+}
+
+TEST(Calibration, ProfileDataVariantReproducesTheTracedLayerPair) {
+  // The in-situ calibration prices one V3 MoE layer pair (F + B + W, EP64,
+  // 4096 tokens, 112 of 132 SMs) at profile-data's 31.1 ms by construction.
+  const Hardware hw = hardware_entry("h800");
+  const Calibration cal = make_calibration(hw, "profile-data");
+  const ModelConfig v3 = model_preset("deepseek-v3");
+  cost::WorkOptions opt;
+  double total = 0;
+  for (const auto& op0 : cost::decoder_layer_work(v3, 3, opt).ops) {
+    const cost::OpWork op = cost::expert_parallel_share(op0, 64);
+    const PassTimes t = op_time(op, hw, cal, 4096.0 * 8 * 64 / 256, 112.0 / 132.0);
+    total += t.fwd_s + t.dgrad_s + t.wgrad_s + t.recompute_s;
+  }
+  EXPECT_NEAR(total, 31.1e-3, 1e-9);
+  EXPECT_THROW(make_calibration(hw, "guess"), Error);
+}
+
+TEST(Plan, PaperLayoutWithInSituCalibration) {
+  // With the in-situ (profile-data) kernel times, what is left between the
+  // prediction and 180K is system overhead the model does not price (launch
+  // gaps, stragglers, failures, checkpoints): the prediction must still be
+  // on the optimistic side, and within 0.75x..1.0x of 180K.
+  PlanConfig c = paper_layout();
+  c.calibration = "profile-data";
+  const PlanResult r = plan_step(c);
+  const double ratio = r.gpu_hours_per_trillion / kPaperGpuHoursPerTrillion;
+  EXPECT_GT(ratio, 0.75) << r.gpu_hours_per_trillion;
+  EXPECT_LT(ratio, 1.0) << r.gpu_hours_per_trillion;
+  EXPECT_GT(r.gpu_hours_per_trillion, plan_step(paper_layout()).gpu_hours_per_trillion);
+}
+
+TEST(Routing, TraceImbalanceIsExact) {
+  // 16 traced experts at the plan's 4 experts per GPU (256 experts, EP64):
+  // 4 GPUs. Row 0: experts 0..3 get 10 tokens, the rest 5 -> GPU loads
+  // 40, 20, 20, 20 -> busiest / mean = 40 / 25 = 1.6. Row 1 balanced: 1.0.
+  std::vector<double> loads(2 * 16, 5.0);
+  for (int e = 0; e < 4; ++e) loads[e] = 10.0;
+  const TraceImbalance t = ep_imbalance_from_loads(loads.data(), 2, 16, 256, 64);
+  EXPECT_EQ(t.gpus, 4);
+  EXPECT_DOUBLE_EQ(t.max_ratio, 1.6);
+  EXPECT_DOUBLE_EQ(t.mean_ratio, 1.3);
+  // A trace smaller than one GPU's share maps onto one GPU: no imbalance.
+  EXPECT_DOUBLE_EQ(ep_imbalance_from_loads(loads.data(), 2, 2, 256, 64).mean_ratio, 1.0);
+  EXPECT_THROW(ep_imbalance_from_loads(loads.data(), 2, 16, 256, 48), Error);
 }

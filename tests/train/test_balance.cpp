@@ -13,6 +13,10 @@
 using namespace moelab;
 using namespace moelab::train;
 
+namespace {
+float* const kNoGrad = nullptr;  // loss only
+}  // namespace
+
 TEST(ExpertBias, SignRuleOnHandMadeLoad) {
   // mean load 20: expert 0 underloaded (+γ), 1 overloaded (−γ), 2 and 3 exactly at the mean (unchanged).
   std::vector<float> bias = {0.5f, 0.5f, -0.25f, 0.0f};
@@ -87,12 +91,12 @@ TEST(BalanceLoss, PerfectBalanceGivesAlpha) {
   std::vector<float> scores(S * E, 0.3f);
   std::vector<int32_t> topk = {0, 1, 2, 3, 0, 1, 2, 3};
   for (auto kind : {AuxLossKind::batch, AuxLossKind::sequence})
-    EXPECT_NEAR(balance_loss(kind, 0.01, scores.data(), topk.data(), 1, S, E, K, nullptr), 0.01, 1e-12);
+    EXPECT_NEAR(balance_loss(kind, 0.01, scores.data(), topk.data(), 1, S, E, K, kNoGrad), 0.01, 1e-12);
   // All tokens on experts 0 and 1 with all the normalised score there: f = (2, 2, 0, 0), P = (.5, .5, 0, 0), L = 2α.
   std::vector<float> skew(S * E, 0.0f);
   for (int64_t t = 0; t < S; ++t) skew[t * E] = skew[t * E + 1] = 0.5f;
   std::vector<int32_t> idx = {0, 1, 0, 1, 0, 1, 0, 1};
-  EXPECT_NEAR(balance_loss(AuxLossKind::batch, 1.0, skew.data(), idx.data(), 1, S, E, K, nullptr), 2.0, 1e-12);
+  EXPECT_NEAR(balance_loss(AuxLossKind::batch, 1.0, skew.data(), idx.data(), 1, S, E, K, kNoGrad), 2.0, 1e-12);
 }
 
 TEST(BalanceLoss, SequenceWiseDiffersFromBatchWise) {
@@ -100,9 +104,9 @@ TEST(BalanceLoss, SequenceWiseDiffersFromBatchWise) {
   const int64_t E = 4, K = 2, S = 2;
   std::vector<float> scores = {.5f, .5f, 0, 0, .5f, .5f, 0, 0, 0, 0, .5f, .5f, 0, 0, .5f, .5f};
   std::vector<int32_t> topk = {0, 1, 0, 1, 2, 3, 2, 3};
-  EXPECT_NEAR(balance_loss(AuxLossKind::batch, 1.0, scores.data(), topk.data(), 2, S, E, K, nullptr), 1.0, 1e-12);
-  EXPECT_NEAR(balance_loss(AuxLossKind::sequence, 1.0, scores.data(), topk.data(), 2, S, E, K, nullptr), 2.0, 1e-12);
-  EXPECT_EQ(balance_loss(AuxLossKind::none, 1.0, scores.data(), topk.data(), 2, S, E, K, nullptr), 0.0);
+  EXPECT_NEAR(balance_loss(AuxLossKind::batch, 1.0, scores.data(), topk.data(), 2, S, E, K, kNoGrad), 1.0, 1e-12);
+  EXPECT_NEAR(balance_loss(AuxLossKind::sequence, 1.0, scores.data(), topk.data(), 2, S, E, K, kNoGrad), 2.0, 1e-12);
+  EXPECT_EQ(balance_loss(AuxLossKind::none, 1.0, scores.data(), topk.data(), 2, S, E, K, kNoGrad), 0.0);
 }
 
 TEST(BalanceLoss, GradientMatchesFiniteDifferences) {
@@ -118,8 +122,8 @@ TEST(BalanceLoss, GradientMatchesFiniteDifferences) {
       std::vector<float> plus = r.scores, minus = r.scores;
       plus[i] += 1e-2f;
       minus[i] -= 1e-2f;
-      const double lp = balance_loss(kind, alpha, plus.data(), r.topk.data(), r.num_seqs, r.seq_len, r.E, r.K, nullptr);
-      const double lm = balance_loss(kind, alpha, minus.data(), r.topk.data(), r.num_seqs, r.seq_len, r.E, r.K, nullptr);
+      const double lp = balance_loss(kind, alpha, plus.data(), r.topk.data(), r.num_seqs, r.seq_len, r.E, r.K, kNoGrad);
+      const double lm = balance_loss(kind, alpha, minus.data(), r.topk.data(), r.num_seqs, r.seq_len, r.E, r.K, kNoGrad);
       const double fd = (lp - lm) / (static_cast<double>(plus[i]) - minus[i]);
       max_err = std::max(max_err, std::abs(fd - grad[i]));
       max_grad = std::max(max_grad, std::abs(fd));

@@ -81,13 +81,19 @@ TEST(BatchIterator, ShiftedTargetsDeterministicOrderFullEpoch) {
   EXPECT_EQ(it.batch(0).inputs, b0.inputs);
 }
 
-TEST(EvalBatches, InOrderAndClipped) {
+TEST(EvalBatches, SpreadOverTheHeldOutSplitAndClipped) {
   Corpus c = load_corpus(kSample);
   CorpusSplit s = split_corpus(c, 10);
-  auto evals = eval_batches(s.heldout, 2, 16, 3);
+  const int64_t S = 16, windows = (s.heldout.size() - 1) / S;
+  auto evals = eval_batches(s.heldout, 2, S, 3);
   ASSERT_EQ(evals.size(), 3u);
   EXPECT_EQ(evals[0].inputs[0], s.heldout.tokens[0]);
-  EXPECT_EQ(evals[1].inputs[0], s.heldout.tokens[2 * 16]);
-  auto all = eval_batches(s.heldout, 2, 16, 1000000);
-  EXPECT_EQ(static_cast<int64_t>(all.size()), ((s.heldout.size() - 1) / 16) / 2);
+  // Window j of n = 6 starts at floor(j * windows / 6) * S.
+  EXPECT_EQ(evals[1].inputs[0], s.heldout.tokens[(2 * windows / 6) * S]);
+  EXPECT_EQ(evals[2].inputs[S], s.heldout.tokens[(5 * windows / 6) * S]);
+  std::set<int> domains;
+  for (const auto& b : evals) domains.insert(b.domain.begin(), b.domain.end());
+  EXPECT_EQ(domains.size(), 3u);
+  auto all = eval_batches(s.heldout, 2, S, 1000000);
+  EXPECT_EQ(static_cast<int64_t>(all.size()), windows / 2);
 }

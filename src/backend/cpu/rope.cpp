@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "kernels/shared/rope.hpp"
 
 namespace moelab::cpu {
 
@@ -40,11 +41,7 @@ void rope_apply(T* x, int64_t tokens, int64_t token_stride, int64_t heads, int64
     const T* s = table.sin.data() + pos * pairs;
     for (int64_t h = 0; h < heads; ++h) {
       T* v = x + t * token_stride + h * head_stride;
-      for (int64_t i = 0; i < pairs; ++i) {
-        const T x0 = v[2 * i], x1 = v[2 * i + 1], si = sign * s[i];
-        v[2 * i] = x0 * c[i] - x1 * si;
-        v[2 * i + 1] = x0 * si + x1 * c[i];
-      }
+      for (int64_t i = 0; i < pairs; ++i) shared::rope_rotate_pair(&v[2 * i], &v[2 * i + 1], c[i], sign * s[i]);
     }
   }
 }

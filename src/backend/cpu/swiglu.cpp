@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/shared/swiglu.hpp"
+
 namespace moelab::cpu {
 
 template <typename T>
@@ -11,7 +13,7 @@ void swiglu_forward(T* h, const T* g, const T* u, int64_t rows, int64_t n, int64
     const T* gr = g + r * ld_in;
     const T* ur = u + r * ld_in;
     T* hr = h + r * n;
-    for (int64_t i = 0; i < n; ++i) hr[i] = gr[i] / (T(1) + std::exp(-gr[i])) * ur[i];
+    for (int64_t i = 0; i < n; ++i) hr[i] = shared::swiglu_value(gr[i], ur[i]);
   }
 }
 
@@ -24,13 +26,7 @@ void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t 
     const T* dhr = dh + r * n;
     T* dgr = dg + r * ld_in;
     T* dur = du + r * ld_in;
-    for (int64_t i = 0; i < n; ++i) {
-      const T sig = T(1) / (T(1) + std::exp(-gr[i]));
-      const T silu = gr[i] * sig;
-      const T dgi = dhr[i] * ur[i] * sig * (T(1) + gr[i] * (T(1) - sig));
-      dur[i] = dhr[i] * silu;  // NOTE: written after reading u, so du may alias u
-      dgr[i] = dgi;
-    }
+    for (int64_t i = 0; i < n; ++i) shared::swiglu_grad(&dgr[i], &dur[i], dhr[i], gr[i], ur[i]);
   }
 }
 

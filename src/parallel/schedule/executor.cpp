@@ -13,11 +13,13 @@ namespace {
 
 enum Payload : int { kActivation = 0, kGradient = 1 };
 
-// A send in flight: the buffer must live until MPI says the request completed.
+// A send or receive in flight: the buffer must live (and stay put) until MPI
+// says the request completed.
 struct PendingSend {
   MPI_Request request = MPI_REQUEST_NULL;
   std::vector<float> buffer;
 };
+using PostedReceive = PendingSend;
 
 class RankRunner {
  public:
@@ -28,26 +30,20 @@ class RankRunner {
     ExecuteResult out;
     MOE_MPI_CHECK(MPI_Barrier(comm_));
     const double t0 = MPI_Wtime();
-    for (const Op& op : s_.ops[rank_]) {
+    const std::vector<Op>& program = s_.ops[rank_];
+    for (size_t i = 0; i < program.size(); ++i) {
+      const Op& op = program[i];
       reap_sends();
-      // Receive what the op needs (blocking on the producer's Isend).
-      std::vector<float> f_input, b_grad_output;
-      std::vector<MPI_Request> requests;
-      if (op.has_forward() && op.stage > 0) receive(op.microbatch, op.stage - 1, kActivation, f_input, requests);
-      int b_mb = -1, b_stage = -1;
-      if (op.kind == OpKind::B || op.kind == OpKind::BInput) {
-        b_mb = op.microbatch;
-        b_stage = op.stage;
-      } else if (op.kind == OpKind::FB) {
-        b_mb = op.b_microbatch;
-        b_stage = op.b_stage;
-      }
-      if (b_mb >= 0 && b_stage + 1 < s_.num_stages) receive(b_mb, b_stage + 1, kGradient, b_grad_output, requests);
+      // Receive what the op needs (blocking on the producer's Isend), then
+      // post the next op's receives so they land while this one computes.
       const double wait_start = MPI_Wtime();
-      if (!requests.empty())
-        MOE_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+      std::vector<float> f_input, b_grad_output;
+      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
+      if (op.has_forward() && op.stage > 0) f_input = receive(op.microbatch, op.stage - 1, kActivation);
+      if (b_mb >= 0 && b_stage + 1 < s_.num_stages) b_grad_output = receive(b_mb, b_stage + 1, kGradient);
       const double start = MPI_Wtime();
       out.wait_s += start - wait_start;
+      if (i + 1 < program.size()) post_receives(program[i + 1]);
 
       // Compute.
       std::vector<float> f_output, b_grad_input;
@@ -67,7 +63,7 @@ class RankRunner {
       }
       const double end = MPI_Wtime();
       out.compute_s += end - start;
-      out.events.push_back(make_event(op, start - t0, end - t0));
+      out.events.push_back(make_event(s_, rank_, op, start - t0, end - t0));
 
       // Send what it produced, without waiting.
       if (!f_output.empty()) send(op.microbatch, op.stage, kActivation, std::move(f_output));
@@ -75,8 +71,9 @@ class RankRunner {
     }
     for (auto& p : sends_) MOE_MPI_CHECK(MPI_Wait(&p->request, MPI_STATUS_IGNORE));
     sends_.clear();
-    MOE_CHECK(local_.empty()) << "pipeline executor: rank " << rank_ << " ends with " << local_.size()
-                              << " unconsumed local hand-overs";
+    MOE_CHECK(local_.empty() && posted_.empty())
+        << "pipeline executor: rank " << rank_ << " ends with " << local_.size() << " unconsumed local hand-overs and "
+        << posted_.size() << " unused receives";
     return out;
   }
 
@@ -85,23 +82,44 @@ class RankRunner {
     return static_cast<int>(2 * (static_cast<int64_t>(mb) * s_.num_stages + stage) + payload);
   }
 
-  // Data produced by (mb, from_stage): an activation for from_stage + 1 or a
-  // gradient for from_stage - 1.
-  void receive(int mb, int from_stage, Payload payload, std::vector<float>& into, std::vector<MPI_Request>& requests) {
+  // Posts the receives of an op's inputs that come from other ranks (once).
+  void post_receives(const Op& op) {
+    if (op.has_forward() && op.stage > 0) post(op.microbatch, op.stage - 1, kActivation);
+    const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
+    if (b_mb >= 0 && b_stage + 1 < s_.num_stages) post(b_mb, b_stage + 1, kGradient);
+  }
+
+  void post(int mb, int from_stage, Payload payload) {
     const int source = s_.rank_of(mb, from_stage);
     const int t = tag(mb, from_stage, payload);
-    if (source == rank_) {
+    if (source == rank_ || posted_.count(t)) return;
+    auto p = std::make_unique<PostedReceive>();
+    p->buffer.assign(stages_.boundary_numel(mb), 0.f);
+    MOE_MPI_CHECK(MPI_Irecv(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, source, t, comm_,
+                            &p->request));
+    posted_[t] = std::move(p);
+  }
+
+  // Data produced by (mb, from_stage), an activation for from_stage + 1 or a
+  // gradient for from_stage - 1: handed over in memory when that stage is on
+  // this rank, else received (waiting for it).
+  std::vector<float> receive(int mb, int from_stage, Payload payload) {
+    const int t = tag(mb, from_stage, payload);
+    if (s_.rank_of(mb, from_stage) == rank_) {
       auto it = local_.find(t);
       MOE_CHECK(it != local_.end()) << "pipeline executor: rank " << rank_ << " needs micro-batch " << mb
                                     << (payload == kActivation ? " activation" : " gradient") << " of stage "
                                     << from_stage << " before it was computed";
-      into = std::move(it->second);
+      std::vector<float> data = std::move(it->second);
       local_.erase(it);
-      return;
+      return data;
     }
-    into.assign(stages_.boundary_numel(mb), 0.f);
-    requests.emplace_back();
-    MOE_MPI_CHECK(MPI_Irecv(into.data(), static_cast<int>(into.size()), MPI_FLOAT, source, t, comm_, &requests.back()));
+    post(mb, from_stage, payload);
+    auto it = posted_.find(t);
+    MOE_MPI_CHECK(MPI_Wait(&it->second->request, MPI_STATUS_IGNORE));
+    std::vector<float> data = std::move(it->second->buffer);
+    posted_.erase(it);
+    return data;
   }
 
   void send(int mb, int from_stage, Payload payload, std::vector<float>&& buffer) {
@@ -129,31 +147,13 @@ class RankRunner {
     sends_.erase(std::remove_if(sends_.begin(), sends_.end(), done), sends_.end());
   }
 
-  Event make_event(const Op& op, double start_s, double end_s) const {
-    Event e;
-    e.rank = rank_;
-    e.kind = op.kind;
-    e.microbatch = op.microbatch;
-    e.stage = op.stage;
-    e.chunk = s_.chunk_of(op.microbatch, op.stage);
-    e.direction = s_.direction(op.microbatch);
-    if (op.kind == OpKind::FB) {
-      e.b_microbatch = op.b_microbatch;
-      e.b_stage = op.b_stage;
-      e.b_chunk = s_.chunk_of(op.b_microbatch, op.b_stage);
-      e.b_direction = s_.direction(op.b_microbatch);
-    }
-    e.start_s = start_s;
-    e.end_s = end_s;
-    return e;
-  }
-
   const Schedule& s_;
   Stages& stages_;
   MPI_Comm comm_;
   int rank_;
   std::vector<std::unique_ptr<PendingSend>> sends_;
   std::unordered_map<int, std::vector<float>> local_;  // same-rank hand-overs by tag
+  std::unordered_map<int, std::unique_ptr<PostedReceive>> posted_;  // receives posted ahead, by tag
 };
 
 }  // namespace
@@ -248,16 +248,20 @@ Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
     sum[static_cast<int>(e.kind)] += e.end_s - e.start_s;
     count[static_cast<int>(e.kind)] += 1;
   }
-  auto mean = [&](OpKind k, double otherwise) {
-    const int i = static_cast<int>(k);
-    return count[i] > 0 ? sum[i] / count[i] : otherwise;
-  };
+  auto ran = [&](OpKind k) { return count[static_cast<int>(k)] > 0; };
+  auto mean = [&](OpKind k) { return sum[static_cast<int>(k)] / count[static_cast<int>(k)]; };
   Durations d = fallback;
-  d.f_s = mean(OpKind::F, fallback.f_s);
-  d.w_s = mean(OpKind::W, fallback.w_s);
-  const double b_input = mean(OpKind::BInput, -1);
-  d.b_s = mean(OpKind::B, b_input >= 0 ? b_input + d.w_s : fallback.b_s);
-  d.fb_s = mean(OpKind::FB, fallback.fb_s);
+  if (ran(OpKind::F)) d.f_s = mean(OpKind::F);
+  if (ran(OpKind::W))
+    d.w_s = mean(OpKind::W);
+  else if (!ran(OpKind::BInput))
+    d.w_s = 0;  // nothing was split: W plays no part
+  if (ran(OpKind::B))
+    d.b_s = mean(OpKind::B);
+  else if (ran(OpKind::BInput))
+    d.b_s = mean(OpKind::BInput) + d.w_s;
+  d.w_s = std::min(d.w_s, d.b_s);
+  d.fb_s = ran(OpKind::FB) ? mean(OpKind::FB) : d.f_s + d.b_s;
   return d;
 }
 

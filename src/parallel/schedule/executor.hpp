@@ -5,7 +5,8 @@
 //
 // Communication (why it cannot deadlock): before an op a rank receives what
 // the op needs (the previous stage's activation for a forward, the next
-// stage's input gradient for a backward) with a blocking wait on MPI_Irecv;
+// stage's input gradient for a backward) with a blocking wait on MPI_Irecv
+// (posted one op ahead, so a transfer can land while the previous op computes);
 // after the op it sends what it produced with MPI_Isend and does NOT wait for
 // the send (the request and its buffer are kept, tested for completion at each
 // op and all waited at the end of the step). A rank therefore only ever blocks
@@ -26,6 +27,31 @@
 // overlapped_forward_backward: one's all-to-all hidden behind the other's
 // compute) overrides it. Zero bubble: B_input calls backward_input with
 // defer_weight = true and the matching W op calls backward_weight.
+//
+// Plugging in the DeepSeek-V3 stages (issue 6, `moelab train` with
+// parallel.pp > 1), what a Stages implementation over src/model must do:
+//   - stage s holds a contiguous range of decoder layers; stage 0 also the
+//     embedding (forward reads the micro-batch's token ids itself, input is
+//     empty), the last stage also the final norm, head and MTP modules and
+//     the loss (output empty; backward_input starts from the loss, scaled
+//     by 1/C so the summed gradients equal one full-batch step);
+//     boundary_numel = T·H of the hidden states ([T, H], fp32 or bf16 bits).
+//   - DualPipe: rank r holds stage r and stage PP-1-r, so ranks 0 and PP-1
+//     each hold the embedding and the head (the paper's shared embedding /
+//     head for MTP). The two copies of a stage (ranks r and PP-1-r) start
+//     equal and their gradients are summed (all-reduce over the pair) before
+//     the optimizer step, as DualPipe does; DualPipeV has no copies.
+//   - zero bubble: backward_input(defer_weight = true) computes dx and
+//     keeps (x, dy) of every linear for backward_weight (DualPipe's
+//     WeightGradStore); the MoE layers' expert weights included.
+//   - expert parallelism: each stage's RoutedExperts dispatch/combine runs on
+//     the EP communicator of that pipeline rank (a PP × EP layout splits
+//     MPI_COMM_WORLD into PP-rank and EP-rank communicators; `comm` here is
+//     the pipeline one), and forward_backward is where the F and B all-to-alls
+//     of two micro-batches are interleaved (DeepSeek-V3 Figure 4).
+//   - execute() returns per-rank events; gather_measured + write_schedule_group
+//     log them as schedule/events (source = measured), and mean_durations
+//     feeds the simulator for the sim-vs-measured comparison.
 #pragma once
 
 #include <mpi.h>
@@ -91,8 +117,9 @@ SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm
 
 // Mean op durations of a timeline (measured or simulated), for "simulate the
 // executed run with the durations measured in it": F, B, W and F&B from the
-// ops of that kind; B from B_input + W when no full B ran; a kind that never
-// ran keeps the value in `fallback`. p2p is left at fallback.p2p_s.
+// ops of that kind; B = B_input + W when no full B ran; W = 0 when nothing
+// was split; F&B = F + B when no pair ran; otherwise `fallback`'s values.
+// p2p stays at fallback.p2p_s.
 Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
 
 }  // namespace moelab::schedule

@@ -1,6 +1,8 @@
 // make_schedule by name, and the single-direction layout helper.
 #include "parallel/schedule/generators.hpp"
 
+#include <numeric>
+
 #include "core/error.hpp"
 
 namespace moelab::schedule {
@@ -39,6 +41,12 @@ Schedule empty_schedule(const std::string& kind, int num_ranks, int num_microbat
   s.stage_chunk = {std::move(stage_chunk)};
   s.ops.resize(num_ranks);
   return s;
+}
+
+Schedule linear_schedule(const std::string& kind, int num_ranks, int num_microbatches) {
+  std::vector<int> stage_rank(num_ranks), stage_chunk(num_ranks, 0);
+  std::iota(stage_rank.begin(), stage_rank.end(), 0);
+  return empty_schedule(kind, num_ranks, num_microbatches, std::move(stage_rank), std::move(stage_chunk));
 }
 
 }  // namespace moelab::schedule

@@ -34,8 +34,10 @@ Schedule make_dualpipev(int num_ranks, int num_microbatches);
 Schedule make_schedule(const std::string& kind, int num_ranks, int num_microbatches, int chunks_per_rank = 2);
 const std::vector<std::string>& schedule_kinds();
 
-// Layout helper: one direction, stage s on rank stage_rank[s] as chunk stage_chunk[s].
+// Layout helpers: one direction, stage s on rank stage_rank[s] as chunk
+// stage_chunk[s]; linear_schedule: stage r on rank r (GPipe, 1F1B, ZB1P).
 Schedule empty_schedule(const std::string& kind, int num_ranks, int num_microbatches, std::vector<int> stage_rank,
                         std::vector<int> stage_chunk);
+Schedule linear_schedule(const std::string& kind, int num_ranks, int num_microbatches);
 
 }  // namespace moelab::schedule

@@ -3,16 +3,13 @@
 // micro-batches stay alive until their backward: the baseline 1F1B improves on.
 #include "parallel/schedule/generators.hpp"
 
-#include <numeric>
 
 #include "core/error.hpp"
 
 namespace moelab::schedule {
 
 Schedule make_gpipe(int num_ranks, int num_microbatches) {
-  std::vector<int> stage_rank(num_ranks), stage_chunk(num_ranks, 0);
-  std::iota(stage_rank.begin(), stage_rank.end(), 0);
-  Schedule s = empty_schedule("gpipe", num_ranks, num_microbatches, stage_rank, stage_chunk);
+  Schedule s = linear_schedule("gpipe", num_ranks, num_microbatches);
   for (int r = 0; r < num_ranks; ++r) {
     // nF: all forwards.
     for (int mb = 0; mb < num_microbatches; ++mb) s.ops[r].push_back(Op::f(mb, r));

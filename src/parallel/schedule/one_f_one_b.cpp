@@ -4,7 +4,6 @@
 // most PP-r micro-batches are in flight on rank r, so rank 0 holds PP
 // (Table 2: activation PP, parameters 1x, bubble (PP-1)(F+B)).
 #include <algorithm>
-#include <numeric>
 
 #include "core/error.hpp"
 #include "parallel/schedule/generators.hpp"
@@ -12,9 +11,7 @@
 namespace moelab::schedule {
 
 Schedule make_1f1b(int num_ranks, int num_microbatches) {
-  std::vector<int> stage_rank(num_ranks), stage_chunk(num_ranks, 0);
-  std::iota(stage_rank.begin(), stage_rank.end(), 0);
-  Schedule s = empty_schedule("1f1b", num_ranks, num_microbatches, stage_rank, stage_chunk);
+  Schedule s = linear_schedule("1f1b", num_ranks, num_microbatches);
   for (int r = 0; r < num_ranks; ++r) {
     auto& ops = s.ops[r];
     const int warmup = std::min(num_ranks - r - 1, num_microbatches);

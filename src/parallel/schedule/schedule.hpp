@@ -46,6 +46,14 @@ struct Op {
   static Op w(int mb, int stage) { return {OpKind::W, mb, stage, -1, -1}; }
   static Op fb(int f_mb, int f_stage, int b_mb, int b_stage) { return {OpKind::FB, f_mb, f_stage, b_mb, b_stage}; }
   bool has_forward() const { return kind == OpKind::F || kind == OpKind::FB; }
+  // The (micro-batch, stage) whose backward this op runs: B, B_input, or the
+  // backward half of F&B; -1 for F and W.
+  int backward_microbatch() const {
+    return kind == OpKind::FB ? b_microbatch : (kind == OpKind::B || kind == OpKind::BInput) ? microbatch : -1;
+  }
+  int backward_stage() const {
+    return kind == OpKind::FB ? b_stage : (kind == OpKind::B || kind == OpKind::BInput) ? stage : -1;
+  }
   bool operator==(const Op&) const = default;
 };
 

@@ -46,6 +46,25 @@ int64_t SimResult::max_peak_activations() const {
   return v;
 }
 
+Event make_event(const Schedule& s, int rank, const Op& op, double start_s, double end_s) {
+  Event e;
+  e.rank = rank;
+  e.kind = op.kind;
+  e.microbatch = op.microbatch;
+  e.stage = op.stage;
+  e.chunk = s.chunk_of(op.microbatch, op.stage);
+  e.direction = s.direction(op.microbatch);
+  if (op.kind == OpKind::FB) {
+    e.b_microbatch = op.b_microbatch;
+    e.b_stage = op.b_stage;
+    e.b_chunk = s.chunk_of(op.b_microbatch, op.b_stage);
+    e.b_direction = s.direction(op.b_microbatch);
+  }
+  e.start_s = start_s;
+  e.end_s = end_s;
+  return e;
+}
+
 std::vector<int64_t> peak_activations(const Schedule& s) {
   // A (mb, stage) whose backward was split frees its activations at W.
   std::vector<char> split(static_cast<size_t>(s.num_microbatches) * s.num_stages, 0);
@@ -83,22 +102,7 @@ SimResult simulate(const Schedule& s, const Durations& d) {
     for (int i = 0; i < static_cast<int>(s.ops[r].size()); ++i) {
       const Op& op = s.ops[r][i];
       const int64_t id = g.id(r, i);
-      Event e;
-      e.rank = r;
-      e.kind = op.kind;
-      e.microbatch = op.microbatch;
-      e.stage = op.stage;
-      e.chunk = s.chunk_of(op.microbatch, op.stage);
-      e.direction = s.direction(op.microbatch);
-      if (op.kind == OpKind::FB) {
-        e.b_microbatch = op.b_microbatch;
-        e.b_stage = op.b_stage;
-        e.b_chunk = s.chunk_of(op.b_microbatch, op.b_stage);
-        e.b_direction = s.direction(op.b_microbatch);
-      }
-      e.start_s = run.start_s[id];
-      e.end_s = run.end_s[id];
-      out.events.push_back(e);
+      const Event& e = out.events.emplace_back(make_event(s, r, op, run.start_s[id], run.end_s[id]));
       f.busy_s += e.end_s - e.start_s;
       f.end_s = std::max(f.end_s, e.end_s);
       ++f.num_ops_of[static_cast<int>(op.kind)];

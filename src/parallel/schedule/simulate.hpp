@@ -38,6 +38,9 @@ struct Event {
   double start_s = 0, end_s = 0;
 };
 
+// The event row of one op of rank `rank` (chunk and direction from the layout).
+Event make_event(const Schedule& s, int rank, const Op& op, double start_s, double end_s);
+
 struct RankFigures {
   double busy_s = 0, idle_s = 0, end_s = 0;
   int64_t peak_activations = 0;

@@ -55,4 +55,64 @@ void validate(const Schedule& s) {
   MOE_CHECK(false) << text;
 }
 
+namespace {
+
+struct CommAction {
+  bool is_send = false;
+  int peer = -1;
+  int64_t key = 0;  // 2·(mb·S + producing stage) + {0 activation, 1 gradient}
+  int op_index = 0;
+};
+
+}  // namespace
+
+std::string synchronous_send_deadlock(const Schedule& s) {
+  const int64_t num_stages = s.num_stages;
+  auto key = [&](int mb, int stage, int payload) { return 2 * (mb * num_stages + stage) + payload; };
+  std::vector<std::vector<CommAction>> acts(s.num_ranks);
+  for (int r = 0; r < s.num_ranks; ++r) {
+    for (int i = 0; i < static_cast<int>(s.ops[r].size()); ++i) {
+      const Op& op = s.ops[r][i];
+      const int b_mb = op.backward_microbatch(), b_stage = op.backward_stage();
+      auto add = [&](bool is_send, int peer, int64_t k) {
+        if (peer != r) acts[r].push_back({is_send, peer, k, i});
+      };
+      // Receives before the op, sends after it.
+      if (op.has_forward() && op.stage > 0)
+        add(false, s.rank_of(op.microbatch, op.stage - 1), key(op.microbatch, op.stage - 1, 0));
+      if (b_mb >= 0 && b_stage + 1 < s.num_stages) add(false, s.rank_of(b_mb, b_stage + 1), key(b_mb, b_stage + 1, 1));
+      if (op.has_forward() && op.stage + 1 < s.num_stages)
+        add(true, s.rank_of(op.microbatch, op.stage + 1), key(op.microbatch, op.stage, 0));
+      if (b_mb >= 0 && b_stage > 0) add(true, s.rank_of(b_mb, b_stage - 1), key(b_mb, b_stage, 1));
+    }
+  }
+  std::vector<size_t> pos(s.num_ranks, 0);
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (int r = 0; r < s.num_ranks; ++r) {
+      while (pos[r] < acts[r].size()) {
+        const CommAction& a = acts[r][pos[r]];
+        const int p = a.peer;
+        if (pos[p] >= acts[p].size()) break;
+        const CommAction& b = acts[p][pos[p]];
+        if (b.peer != r || b.key != a.key || b.is_send == a.is_send) break;
+        ++pos[r];  // the pair completes together
+        ++pos[p];
+        progress = true;
+      }
+    }
+  }
+  std::ostringstream line;
+  bool stuck = false;
+  for (int r = 0; r < s.num_ranks; ++r) {
+    if (pos[r] >= acts[r].size()) continue;
+    const CommAction& a = acts[r][pos[r]];
+    line << (stuck ? "; " : "") << "rank " << r << " at op " << a.op_index << " (" << op_text(s.ops[r][a.op_index])
+         << ") " << (a.is_send ? "sends to" : "receives from") << " rank " << a.peer;
+    stuck = true;
+  }
+  return stuck ? "schedule " + s.kind + ": deadlock with synchronous sends: " + line.str() : "";
+}
+
 }  // namespace moelab::schedule
