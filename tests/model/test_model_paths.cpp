@@ -1,6 +1,6 @@
-// The model's float path against its double path, the BF16 GEMM mode, the
+// The model's float path against its double path, the BF16 GEMM mode and the
 // RoutedExperts substitution point (an expert-parallel-like split computes
-// the same layer) and the fp8 placeholder's error.
+// the same layer). FP8 is tested with the numerics (test_linear_precision).
 #include <gtest/gtest.h>
 
 #include <cmath>
