@@ -1,0 +1,127 @@
+#include "train/pp_hooks.hpp"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "core/error.hpp"
+#include "parallel/pipeline_stages.hpp"
+#include "parallel/schedule/events_h5.hpp"
+#include "parallel/schedule/executor.hpp"
+#include "parallel/schedule/generators.hpp"
+#include "parallel/schedule/simulate.hpp"
+
+namespace moelab::train {
+
+void declare_pp_train_options(po::options_description_easy_init add) {
+  add("parallel.pp", po::value<int>()->default_value(1),
+      "pipeline-parallel ranks; > 1 runs parallel.schedule over mpirun -np PP with real layers")  //
+      ("parallel.schedule", po::value<std::string>()->default_value("1f1b"),
+       "pipeline schedule: 1f1b, zb1p, dualpipe, dualpipev or gpipe")  //
+      ("parallel.microbatches", po::value<int>()->default_value(0),
+       "micro-batches per step (must divide data.batch_size); 0 = one per sequence");
+}
+
+TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, std::ostream* progress) {
+  int world = 0, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MOE_CHECK(o.pp == world) << "parallel.pp = " << o.pp << " needs mpirun -np " << o.pp << " (the world has " << world
+                           << " ranks; PP x EP is not supported yet)";
+  MOE_CHECK(config.mtp_depth == 0) << "parallel.pp > 1: MTP is not pipelined yet (set model.mtp_depth = 0)";
+  MOE_CHECK(!config.balance.has_aux_loss())
+      << "parallel.pp > 1: auxiliary balance losses are not pipelined yet (use balance.method = aux_free or none)";
+  const int C = o.microbatches > 0 ? o.microbatches : static_cast<int>(config.batch_size);
+  MOE_CHECK(config.batch_size % C == 0) << "parallel.microbatches (" << C << ") must divide data.batch_size ("
+                                        << config.batch_size << ")";
+  auto sched = std::make_shared<schedule::Schedule>(schedule::make_schedule(o.schedule, o.pp, C));
+  const ModelConfig mcfg = train_model_config(config);
+  const int64_t last_step = config.steps - 1;
+
+  TrainHooks h;
+  h.write_checkpoints = rank == 0;
+  h.forward_backward = [sched, mcfg, last_step, rank, progress](ModelParams<float>& params, const Batch& batch,
+                                                               int64_t step, ResultsRun* run,
+                                                               const ModelContext<float>& ctx) {
+    const schedule::Schedule& s = *sched;
+    const int C = s.num_microbatches;
+    const int64_t rows = batch.batch_size / C, S = batch.seq_len;
+    std::vector<pipeline::MicroBatch> mbs(C);
+    for (int m = 0; m < C; ++m) {
+      mbs[m].batch = rows;
+      mbs[m].seq_len = S;
+      mbs[m].token_ids.assign(batch.inputs.begin() + m * rows * S, batch.inputs.begin() + (m + 1) * rows * S);
+      mbs[m].targets.assign(batch.targets.begin() + m * rows * S, batch.targets.begin() + (m + 1) * rows * S);
+    }
+    pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const schedule::ExecuteResult mine = schedule::execute(s, stages, MPI_COMM_WORLD);
+    pipeline::sum_pipeline_grads(params, MPI_COMM_WORLD);
+
+    TrainHooks::StepOutput out;
+    double loss = stages.loss_sum();
+    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    out.losses.loss = out.losses.total = loss / C;
+    const int64_t E = mcfg.n_routed_experts;
+    for (int64_t l = 0; l < mcfg.num_hidden_layers; ++l) {
+      if (!params.layers[l].is_moe) continue;
+      std::vector<double> load(E, 0.0);
+      auto it = stages.expert_loads().find(l);
+      if (it != stages.expert_loads().end()) load = it->second;
+      MPI_Allreduce(MPI_IN_PLACE, load.data(), static_cast<int>(E), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      out.moe_layers.push_back(l);
+      out.loads.push_back(std::move(load));
+    }
+
+    if (step == last_step) {
+      // The measured timeline of this step and its re-simulation with the measured mean op times.
+      double wait[2] = {mine.wait_s, mine.compute_s};
+      std::vector<double> all(2 * s.num_ranks);
+      MPI_Gather(wait, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+      const schedule::SimResult measured = schedule::gather_measured(s, mine, MPI_COMM_WORLD);
+      if (rank == 0) {
+        const schedule::Durations d = schedule::mean_durations(measured, schedule::Durations{0, 0, 0, 0, 0});
+        const schedule::SimResult predicted = schedule::simulate(s, d);
+        std::vector<double> m_end, p_end, err, wait_frac;
+        for (int r = 0; r < s.num_ranks; ++r) {
+          m_end.push_back(measured.ranks[r].end_s);
+          p_end.push_back(predicted.ranks[r].end_s);
+          err.push_back(m_end.back() > 0 ? 100.0 * (p_end.back() - m_end.back()) / m_end.back() : 0.0);
+          wait_frac.push_back(all[2 * r] + all[2 * r + 1] > 0 ? all[2 * r] / (all[2 * r] + all[2 * r + 1]) : 0.0);
+        }
+        if (progress) {
+          char line[256];
+          std::snprintf(line, sizeof line,
+                        "pipeline %s, %d ranks, %d stages, %d micro-batches (step %lld): mean op times F %.3f ms  B "
+                        "%.3f ms  B_input %.3f ms  W %.3f ms  F&B %.3f ms (p2p 0 in the simulation)\n",
+                        s.kind.c_str(), s.num_ranks, s.num_stages, C, static_cast<long long>(step + 1), 1e3 * d.f_s,
+                        1e3 * d.b_s, 1e3 * d.b_input_s(), 1e3 * d.w_s, 1e3 * d.fb_s);
+          *progress << line << "  rank  measured_end_ms  predicted_end_ms  error%  recv_wait%\n";
+          for (int r = 0; r < s.num_ranks; ++r) {
+            std::snprintf(line, sizeof line, "%6d %16.3f %17.3f %7.1f %10.1f\n", r, 1e3 * m_end[r], 1e3 * p_end[r],
+                          err[r], 100.0 * wait_frac[r]);
+            *progress << line;
+          }
+        }
+        if (run) {
+          schedule::write_schedule_group(run->group(), s, measured, "measured");
+          h5::Group pg = run->group().group("schedule_predicted");
+          schedule::write_schedule_group(pg, s, predicted, "simulated");
+          h5::Group g = run->group().open_group("schedule");
+          g.set_attr("step", step + 1);
+          g.set_attr("measured_mean_durations_s", std::vector<double>{d.f_s, d.b_s, d.w_s, d.fb_s, d.p2p_s});
+          g.set_attr("measured_end_s", m_end);
+          g.set_attr("predicted_end_s", p_end);
+          g.set_attr("predicted_vs_measured_error_pct", err);
+          g.set_attr("recv_wait_fraction", wait_frac);
+          g.set_attr("w_folded_into_b_input", int64_t{1});
+        }
+      }
+    }
+    return out;
+  };
+  return h;
+}
+
+}  // namespace moelab::train
