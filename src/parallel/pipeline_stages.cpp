@@ -1,6 +1,7 @@
 #include "parallel/pipeline_stages.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.hpp"
 #include "model/embedding.hpp"
@@ -69,7 +70,7 @@ void ModelStages::forward(int mb, int stage, std::span<const float> input, std::
 }
 
 void ModelStages::backward_input(int mb, int stage, std::span<const float> grad_output, std::span<float> grad_input,
-                                 bool /*defer_weight: see the header, W is folded into B_input*/) {
+                                 bool defer_weight) {
   const MicroBatch& m = mbs_.at(mb);
   const int64_t T = m.tokens(), H = config_.hidden_size;
   const SeqShape shape{m.batch, m.seq_len};
@@ -79,6 +80,11 @@ void ModelStages::backward_input(int mb, int stage, std::span<const float> grad_
                                 << " before its forward";
   Saved& s = it->second;
   Tensor<float> dh, dx;
+  std::optional<DeferWeightGrads<float>> defer;
+  if (defer_weight) {
+    MOE_CHECK(!deferred_.contains({mb, stage})) << "pipeline: two B_input of micro-batch " << mb << " stage " << stage;
+    defer.emplace(deferred_[{mb, stage}]);
+  }
   if (stage == num_stages_ - 1) {
     cross_entropy_backward(s.probs, m.targets.data(), T, 1.0 / static_cast<double>(mbs_.size()));
     Tensor<float> dfn;
@@ -101,7 +107,13 @@ void ModelStages::backward_input(int mb, int stage, std::span<const float> grad_
   saved_.erase(it);
 }
 
-void ModelStages::backward_weight(int, int) {}  // folded into backward_input (header)
+void ModelStages::backward_weight(int mb, int stage) {
+  auto it = deferred_.find({mb, stage});
+  MOE_CHECK(it != deferred_.end()) << "pipeline W of micro-batch " << mb << " stage " << stage
+                                   << " without its B_input";
+  it->second.flush();
+  deferred_.erase(it);
+}
 
 void sum_pipeline_grads(ModelParams<float>& params, MPI_Comm comm) {
   int64_t n = 0;

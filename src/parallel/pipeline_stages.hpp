@@ -19,13 +19,13 @@
 // Not pipelined yet: the MTP modules (the config must have with_mtp false)
 // and the auxiliary balance losses (router d_scores stay empty).
 //
-// Zero bubble (W): backward_input(defer_weight = true) runs the layers' full
-// backward (input AND weight gradients) and backward_weight is a no-op: the
-// layers (src/model) compute dW inside block_backward and splitting every
-// linear's weight GEMM out of it was not done. The schedule, dependencies
-// and timeline of ZB1P/DualPipe are executed as written, but a measured W op
-// is empty and its B_input carries the weight-gradient time, so measured
-// zero-bubble timings are NOT the zero-bubble timings of the paper.
+// Zero bubble (W): backward_input(defer_weight = true) runs the layers'
+// backward under a DeferWeightGrads scope (model/linear.hpp): every linear
+// layer (attention projections, dense MLP, router gate, routed and shared
+// experts, lm_head) computes only its input gradient and records its weight
+// GEMM; backward_weight(mb, stage) runs the recorded GEMMs. The RMSNorm
+// weights' and the embedding's gradients (elementwise, cheap) stay in
+// B_input, as does everything on the fp8 path (one fused numerics call).
 #pragma once
 
 #include <map>
@@ -66,7 +66,8 @@ class ModelStages : public schedule::Stages {
   // Sum of the unscaled per-micro-batch mean losses computed on this rank
   // (the last stage's); divide the all-ranks sum by C for the step's loss.
   double loss_sum() const { return loss_sum_; }
-  size_t live_activations() const { return saved_.size(); }
+  // Saved forwards plus deferred weight gradients not yet run.
+  size_t live_activations() const { return saved_.size() + deferred_.size(); }
   // Expert loads [E] summed over the micro-batches' forwards, per MoE layer
   // index (only layers of held stages appear).
   const std::map<int64_t, std::vector<double>>& expert_loads() const { return loads_; }
@@ -83,6 +84,7 @@ class ModelStages : public schedule::Stages {
   const ModelContext<float>& ctx_;
   MlaRope<float> rope_;
   std::map<std::pair<int, int>, Saved> saved_;
+  std::map<std::pair<int, int>, WeightGradStore<float>> deferred_;  // (mb, stage): B_input done, W pending
   std::map<int64_t, std::vector<double>> loads_;
   double loss_sum_ = 0;
 };

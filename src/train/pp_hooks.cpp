@@ -115,7 +115,7 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, st
           g.set_attr("predicted_end_s", p_end);
           g.set_attr("predicted_vs_measured_error_pct", err);
           g.set_attr("recv_wait_fraction", wait_frac);
-          g.set_attr("w_folded_into_b_input", int64_t{1});
+          g.set_attr("w_defers_linear_weight_grads", int64_t{1});
         }
       }
     }

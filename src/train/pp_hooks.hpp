@@ -22,8 +22,8 @@
 //             /runs/<run>/schedule
 //   limits    no MTP (model.mtp_depth = 0), no auxiliary balance loss
 //             (aux-loss-free balancing works), no EP inside a stage yet;
-//             evaluation runs the whole model on every rank; W ops are empty
-//             (pipeline_stages.hpp: the weight gradient is computed in B_input)
+//             evaluation runs the whole model on every rank; W ops run the
+//             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
 #pragma once
 
 #include <string>

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/error.hpp"
 #include "core/rng.hpp"
 #include "model/config.hpp"
 #include "parallel/pipeline_stages.hpp"
@@ -120,6 +121,38 @@ TEST(PipelineModel, StageLayersCoverEveryLayerOnce) {
       }
       EXPECT_EQ(next, L);
     }
+}
+
+// B_input leaves every linear weight's gradient untouched and W adds it:
+// after both, the gradients equal a full B's (one process, one stage).
+TEST(PipelineModel, WeightGradientDeferral) {
+  ModelConfig cfg = model_preset("v3-tiny");
+  cfg.num_nextn_predict_layers = 0;
+  const auto mbs = make_micro_batches(cfg, 2);
+  ModelContext<float> ctx;
+  ModelParams<float> full(cfg, false);
+  full.init(3, 0.05);
+  ModelParams<float> split = full;
+  pipeline::ModelStages a(full, cfg, 1, mbs, ctx), b(split, cfg, 1, mbs, ctx);
+  a.forward(0, 0, {}, {});
+  a.backward_input(0, 0, {}, {}, false);
+  b.forward(0, 0, {}, {});
+  b.backward_input(0, 0, {}, {}, true);
+  EXPECT_EQ(b.live_activations(), 1u);
+  const Param<float>& o = split.at("model.layers.0.self_attn.o_proj.weight");
+  const Param<float>& head = split.at("lm_head.weight");
+  const Param<float>& expert = split.at("model.layers.1.mlp.experts.0.down_proj.weight");
+  for (const Param<float>* p : {&o, &head, &expert})
+    for (float g : p->grad.data) ASSERT_EQ(g, 0.0f) << p->name << " got a gradient before W";
+  EXPECT_NE(split.at("model.norm.weight").grad.data[0], 0.0f) << "norm weights stay in B_input";
+  b.backward_weight(0, 0);
+  EXPECT_EQ(b.live_activations(), 0u);
+  for (size_t i = 0; i < full.all().size(); ++i)
+    for (size_t k = 0; k < full.all()[i].grad.data.size(); ++k)
+      ASSERT_NEAR(split.all()[i].grad.data[k], full.all()[i].grad.data[k],
+                  1e-6 * (1.0 + std::abs(full.all()[i].grad.data[k])))
+          << full.all()[i].name;
+  EXPECT_THROW(b.backward_weight(0, 0), moelab::Error);
 }
 
 int main(int argc, char** argv) {
