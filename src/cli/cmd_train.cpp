@@ -63,7 +63,8 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
       parallel::check_same_config(MPI_COMM_WORLD, text);
       if (!pipelined) hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size), traffic);
     }
-    if (pipelined) hooks = train::pp_train_hooks(cfg, pp, &ctx.print());
+    if (pipelined)
+      hooks = train::pp_train_hooks(cfg, pp, train::ep_train_options_from(opts, ctx.world_size / pp.pp), &ctx.print());
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
     if (ctx.world_size > 1 && !pipelined) {

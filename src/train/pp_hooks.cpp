@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "parallel/ep_experts.hpp"
 #include "parallel/pipeline_stages.hpp"
+#include "parallel/topology.hpp"
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
@@ -23,46 +25,71 @@ void declare_pp_train_options(po::options_description_easy_init add) {
        "micro-batches per step (must divide data.batch_size); 0 = one per sequence");
 }
 
-TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, std::ostream* progress) {
+TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, const EpTrainOptions& ep_options,
+                          std::ostream* progress) {
   int world = 0, rank = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MOE_CHECK(o.pp == world) << "parallel.pp = " << o.pp << " needs mpirun -np " << o.pp << " (the world has " << world
-                           << " ranks; PP x EP is not supported yet)";
+  const int EP = ep_options.ep;
+  MOE_CHECK(EP >= 1 && o.pp * EP == world) << "parallel.pp = " << o.pp << " x parallel.ep = " << EP << " needs mpirun -np "
+                                           << o.pp * EP << " (the world has " << world << " ranks)";
   MOE_CHECK(config.mtp_depth == 0) << "parallel.pp > 1: MTP is not pipelined yet (set model.mtp_depth = 0)";
   MOE_CHECK(!config.balance.has_aux_loss())
       << "parallel.pp > 1: auxiliary balance losses are not pipelined yet (use balance.method = aux_free or none)";
-  const int C = o.microbatches > 0 ? o.microbatches : static_cast<int>(config.batch_size);
-  MOE_CHECK(config.batch_size % C == 0) << "parallel.microbatches (" << C << ") must divide data.batch_size ("
-                                        << config.batch_size << ")";
+  MOE_CHECK(config.batch_size % EP == 0) << "data.batch_size (" << config.batch_size << ") must be a multiple of parallel.ep ("
+                                         << EP << "): each pipeline replica trains on batch_size / EP sequences";
+  const int64_t replica_rows = config.batch_size / EP;
+  const int C = o.microbatches > 0 ? o.microbatches : static_cast<int>(replica_rows);
+  MOE_CHECK(replica_rows % C == 0) << "parallel.microbatches (" << C << ") must divide the sequences per pipeline replica ("
+                                   << replica_rows << " = data.batch_size / parallel.ep)";
   auto sched = std::make_shared<schedule::Schedule>(schedule::make_schedule(o.schedule, o.pp, C));
   const ModelConfig mcfg = train_model_config(config);
   const int64_t last_step = config.steps - 1;
+  // World rank w: pipeline rank w / EP in replica w % EP. pipe: the replica's
+  // PP ranks (ordered by pipeline rank); the EP group: the EP ranks of one
+  // pipeline rank. Never freed (they live as long as the process's training).
+  const int replica = rank % EP;
+  MPI_Comm pipe = MPI_COMM_WORLD, stage_group = MPI_COMM_SELF;
+  if (EP > 1) {
+    MPI_Comm_split(MPI_COMM_WORLD, replica, rank / EP, &pipe);
+    MPI_Comm_split(MPI_COMM_WORLD, rank / EP, replica, &stage_group);
+  }
 
   TrainHooks h;
+  if (EP > 1) {
+    const parallel::Topology topo =
+        parallel::Topology::create(stage_group, EP, ep_options.gpus_per_node, mcfg.n_routed_experts);
+    h.setup_context = [topo, ep_options](ModelContext<float>& ctx) {
+      ctx.make_experts = parallel::ep_experts_factory(topo, ep_options.dispatch);
+    };
+  }
   h.write_checkpoints = rank == 0;
-  h.forward_backward = [sched, mcfg, last_step, rank, progress](ModelParams<float>& params, const Batch& batch,
-                                                               int64_t step, ResultsRun* run,
-                                                               const ModelContext<float>& ctx) {
+  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe](
+                            ModelParams<float>& params, const Batch& batch, int64_t step, ResultsRun* run,
+                            const ModelContext<float>& ctx) {
     const schedule::Schedule& s = *sched;
     const int C = s.num_microbatches;
-    const int64_t rows = batch.batch_size / C, S = batch.seq_len;
+    const int64_t rows = batch.batch_size / EP / C, S = batch.seq_len, first = replica * (batch.batch_size / EP) * S;
     std::vector<pipeline::MicroBatch> mbs(C);
     for (int m = 0; m < C; ++m) {
       mbs[m].batch = rows;
       mbs[m].seq_len = S;
-      mbs[m].token_ids.assign(batch.inputs.begin() + m * rows * S, batch.inputs.begin() + (m + 1) * rows * S);
-      mbs[m].targets.assign(batch.targets.begin() + m * rows * S, batch.targets.begin() + (m + 1) * rows * S);
+      const auto at = first + m * rows * S;
+      mbs[m].token_ids.assign(batch.inputs.begin() + at, batch.inputs.begin() + at + rows * S);
+      mbs[m].targets.assign(batch.targets.begin() + at, batch.targets.begin() + at + rows * S);
     }
     pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx);
     MPI_Barrier(MPI_COMM_WORLD);
-    const schedule::ExecuteResult mine = schedule::execute(s, stages, MPI_COMM_WORLD);
+    const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe);
     pipeline::sum_pipeline_grads(params, MPI_COMM_WORLD);
+    if (EP > 1)
+      for (auto& p : params.all())
+        for (float& g : p.grad.data) g /= static_cast<float>(EP);
 
     TrainHooks::StepOutput out;
     double loss = stages.loss_sum();
     MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    out.losses.loss = out.losses.total = loss / C;
+    out.losses.loss = out.losses.total = loss / (C * EP);
     const int64_t E = mcfg.n_routed_experts;
     for (int64_t l = 0; l < mcfg.num_hidden_layers; ++l) {
       if (!params.layers[l].is_moe) continue;
@@ -74,12 +101,12 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, st
       out.loads.push_back(std::move(load));
     }
 
-    if (step == last_step) {
+    if (step == last_step && replica == 0) {  // replica 0's timeline (its pipe holds world rank 0)
       // The measured timeline of this step and its re-simulation with the measured mean op times.
       double wait[2] = {mine.wait_s, mine.compute_s};
       std::vector<double> all(2 * s.num_ranks);
-      MPI_Gather(wait, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-      const schedule::SimResult measured = schedule::gather_measured(s, mine, MPI_COMM_WORLD);
+      MPI_Gather(wait, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, pipe);
+      const schedule::SimResult measured = schedule::gather_measured(s, mine, pipe);
       if (rank == 0) {
         const schedule::Durations d = schedule::mean_durations(measured, schedule::Durations{0, 0, 0, 0, 0});
         const schedule::SimResult predicted = schedule::simulate(s, d);

@@ -20,14 +20,17 @@
 //             /runs/<run>/schedule_predicted/schedule, and per-rank
 //             measured_end_s, predicted_end_s, error_pct attributes on
 //             /runs/<run>/schedule
+//   PP x EP   parallel.ep = EP > 1 (or 0: world / PP) runs EP pipeline
+//             replicas on PP x EP ranks (see pp_train_hooks)
 //   limits    no MTP (model.mtp_depth = 0), no auxiliary balance loss
-//             (aux-loss-free balancing works), no EP inside a stage yet;
+//             (aux-loss-free balancing works);
 //             evaluation runs the whole model on every rank; W ops run the
 //             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
 #pragma once
 
 #include <string>
 
+#include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
 
 namespace moelab::train {
@@ -50,9 +53,15 @@ PpTrainOptions pp_train_options_from(const Opts& o) {
   return p;
 }
 
-// Hooks for `config` over MPI_COMM_WORLD (whose size must be options.pp);
-// throws with the reason when the schedule, micro-batch count or model
-// options do not fit. progress: where the sim-vs-measured table goes (rank 0).
-TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& options, std::ostream* progress);
+// Hooks for `config` over MPI_COMM_WORLD, whose size must be options.pp x
+// ep.ep (PP x EP: world rank w is pipeline rank w / EP of pipeline replica
+// w % EP; the EP ranks of one pipeline rank form its EP group, whose
+// dispatch/combine every MoE layer of its stages uses; replica e trains on
+// rows [e·B/EP, (e+1)·B/EP) of the batch; gradients are summed over the
+// world and divided by EP). Throws with the reason when the schedule,
+// micro-batch count or model options do not fit. progress: where the
+// sim-vs-measured table goes (rank 0).
+TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& options, const EpTrainOptions& ep,
+                          std::ostream* progress);
 
 }  // namespace moelab::train

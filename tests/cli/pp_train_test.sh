@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# moelab train with parallel.pp = 2 and 4 (issue 6): for each schedule the
+# moelab train with parallel.pp = 2 and 4, and PP = 2 x EP = 2 (issue 6): for each schedule the
 # pipelined run's per-step losses, gradient norms and MaxVio equal the
 # single-process run's to the 4 printed decimals (3 steps of v3-tiny,
 # aux-free balancing, no MTP), and the results file holds the measured
@@ -41,6 +41,17 @@ assert f["runs/train/schedule_predicted/schedule/events/op"].shape[0] == n
 PY
     echo "ok: np=$np $kind equals one process, timeline written ($(grep -A$np predicted_end_ms <<<"$out" | tail -n $np | awk '{printf "%s%% ", $4}')sim-vs-measured)"
   done
+done
+
+# PP = 2 x EP = 2 on 4 ranks: two pipeline replicas, each stage's MoE layers dispatched over its EP pair.
+for kind in 1f1b zb1p dualpipe dualpipev; do
+  out=$(timeout 60 "$mpiexec" -np 4 $flags "$moelab" train "${args[@]}" --set parallel.pp=2 --set parallel.ep=2 \
+        --set parallel.schedule=$kind --set output.out=$tmp/ppep_$kind.h5 2>&1) || fail "PP2xEP2 $kind: $out"
+  [ "$(steps <<<"$out")" = "$ref_steps" ] || fail "PP2xEP2 $kind: steps differ from one process:
+$(steps <<<"$out")
+vs
+$ref_steps"
+  echo "ok: PP=2 x EP=2 $kind equals one process"
 done
 
 err=$(timeout 60 "$mpiexec" -np 2 $flags "$moelab" train "${args[@]}" --set parallel.pp=2 --set parallel.schedule=dualpipe \
