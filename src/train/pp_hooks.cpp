@@ -56,15 +56,19 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   }
 
   TrainHooks h;
+  // EP dispatch/combine time of this rank in the current step (all of it
+  // exposed: the all-to-alls block inside F and B, and an F&B op runs its
+  // forward then its backward, so nothing is hidden behind computation).
+  auto ep_traffic = std::make_shared<parallel::TrafficStats>();
   if (EP > 1) {
     const parallel::Topology topo =
         parallel::Topology::create(stage_group, EP, ep_options.gpus_per_node, mcfg.n_routed_experts);
-    h.setup_context = [topo, ep_options](ModelContext<float>& ctx) {
-      ctx.make_experts = parallel::ep_experts_factory(topo, ep_options.dispatch);
+    h.setup_context = [topo, ep_options, ep_traffic](ModelContext<float>& ctx) {
+      ctx.make_experts = parallel::ep_experts_factory(topo, ep_options.dispatch, ep_traffic);
     };
   }
   h.write_checkpoints = rank == 0;
-  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe](
+  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic](
                             ModelParams<float>& params, const Batch& batch, int64_t step, ResultsRun* run,
                             const ModelContext<float>& ctx) {
     const schedule::Schedule& s = *sched;
@@ -79,6 +83,7 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
       mbs[m].targets.assign(batch.targets.begin() + at, batch.targets.begin() + at + rows * S);
     }
     pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx);
+    *ep_traffic = parallel::TrafficStats{};
     MPI_Barrier(MPI_COMM_WORLD);
     const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe);
     pipeline::sum_pipeline_grads(params, MPI_COMM_WORLD);
@@ -103,19 +108,20 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
 
     if (step == last_step && replica == 0) {  // replica 0's timeline (its pipe holds world rank 0)
       // The measured timeline of this step and its re-simulation with the measured mean op times.
-      double wait[2] = {mine.wait_s, mine.compute_s};
-      std::vector<double> all(2 * s.num_ranks);
-      MPI_Gather(wait, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, pipe);
+      double wait[3] = {mine.wait_s, mine.compute_s, ep_traffic->dispatch_time_s + ep_traffic->combine_time_s};
+      std::vector<double> all(3 * s.num_ranks);
+      MPI_Gather(wait, 3, MPI_DOUBLE, all.data(), 3, MPI_DOUBLE, 0, pipe);
       const schedule::SimResult measured = schedule::gather_measured(s, mine, pipe);
       if (rank == 0) {
         const schedule::Durations d = schedule::mean_durations(measured, schedule::Durations{0, 0, 0, 0, 0});
         const schedule::SimResult predicted = schedule::simulate(s, d);
-        std::vector<double> m_end, p_end, err, wait_frac;
+        std::vector<double> m_end, p_end, err, wait_frac, ep_comm_s;
         for (int r = 0; r < s.num_ranks; ++r) {
           m_end.push_back(measured.ranks[r].end_s);
           p_end.push_back(predicted.ranks[r].end_s);
           err.push_back(m_end.back() > 0 ? 100.0 * (p_end.back() - m_end.back()) / m_end.back() : 0.0);
-          wait_frac.push_back(all[2 * r] + all[2 * r + 1] > 0 ? all[2 * r] / (all[2 * r] + all[2 * r + 1]) : 0.0);
+          wait_frac.push_back(all[3 * r] + all[3 * r + 1] > 0 ? all[3 * r] / (all[3 * r] + all[3 * r + 1]) : 0.0);
+          ep_comm_s.push_back(all[3 * r + 2]);
         }
         if (progress) {
           char line[256];
@@ -124,10 +130,10 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
                         "%.3f ms  B_input %.3f ms  W %.3f ms  F&B %.3f ms (p2p 0 in the simulation)\n",
                         s.kind.c_str(), s.num_ranks, s.num_stages, C, static_cast<long long>(step + 1), 1e3 * d.f_s,
                         1e3 * d.b_s, 1e3 * d.b_input_s(), 1e3 * d.w_s, 1e3 * d.fb_s);
-          *progress << line << "  rank  measured_end_ms  predicted_end_ms  error%  recv_wait%\n";
+          *progress << line << "  rank  measured_end_ms  predicted_end_ms  error%  recv_wait%  ep_comm_ms (exposed)\n";
           for (int r = 0; r < s.num_ranks; ++r) {
-            std::snprintf(line, sizeof line, "%6d %16.3f %17.3f %7.1f %10.1f\n", r, 1e3 * m_end[r], 1e3 * p_end[r],
-                          err[r], 100.0 * wait_frac[r]);
+            std::snprintf(line, sizeof line, "%6d %16.3f %17.3f %7.1f %10.1f %11.3f\n", r, 1e3 * m_end[r],
+                          1e3 * p_end[r], err[r], 100.0 * wait_frac[r], 1e3 * ep_comm_s[r]);
             *progress << line;
           }
         }
@@ -142,6 +148,8 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
           g.set_attr("predicted_end_s", p_end);
           g.set_attr("predicted_vs_measured_error_pct", err);
           g.set_attr("recv_wait_fraction", wait_frac);
+          g.set_attr("ep_comm_s", ep_comm_s);
+          g.set_attr("ep_comm_hidden_fraction", 0.0);  // blocking all-to-alls, F&B sequential: nothing hidden
           g.set_attr("w_defers_linear_weight_grads", int64_t{1});
         }
       }
