@@ -16,6 +16,7 @@
 #include "parallel/topology.hpp"
 #include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
+#include "train/pp_hooks.hpp"
 
 namespace moelab {
 
@@ -30,6 +31,7 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.");
   train::declare_train_options(opts.add());
   train::declare_ep_train_options(opts.add());
+  train::declare_pp_train_options(opts.add());
   if (!opts.parse(args, ctx)) return 0;
 
   const std::vector<ConfigPairs> points = opts.sweep_points();
@@ -52,15 +54,20 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     // Under mpirun: the expert-parallel loop (EP x DP over the world).
     train::TrainHooks hooks;
     auto traffic = std::make_shared<parallel::TrafficStats>();
+    // parallel.pp > 1: the pipeline loop (train/pp_hooks.hpp) instead of EP x DP.
+    const train::PpTrainOptions pp = train::pp_train_options_from(opts);
+    const bool pipelined = pp.pp > 1;
     if (ctx.world_size > 1) {
       std::string text;
       for (const auto& [k, v] : opts.resolved()) text += k + "=" + v + "\n";
       parallel::check_same_config(MPI_COMM_WORLD, text);
-      hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size), traffic);
+      if (!pipelined) hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size), traffic);
     }
+    if (pipelined)
+      hooks = train::pp_train_hooks(cfg, pp, train::ep_train_options_from(opts, ctx.world_size / pp.pp), &ctx.print());
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
-    if (ctx.world_size > 1) {
+    if (ctx.world_size > 1 && !pipelined) {
       // EP traffic of the whole run (forward and backward of every MoE layer), summed over ranks.
       double v[4] = {double(traffic->dispatch.bytes_sent_inter), double(traffic->dispatch.bytes_sent_intra),
                      double(traffic->tokens), double(traffic->nodes_per_token_max)};

@@ -1,5 +1,6 @@
 #include "model/linear.hpp"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "numerics/fp8_linear.hpp"
@@ -14,6 +15,12 @@ namespace {
 // Float only: the double instantiation exists for gradient checks in fp32.
 template <typename T>
 constexpr bool kHasFp8 = std::is_same_v<T, float>;
+
+template <typename T>
+WeightGradStore<T>*& active_store() {
+  thread_local WeightGradStore<T>* store = nullptr;
+  return store;
+}
 
 [[noreturn]] void fp8_needs_float(const char* which) {
   MOE_FAIL() << "linear " << which << ": fp8 precision runs in float (double is for fp32 gradient checks)";
@@ -49,7 +56,41 @@ void linear_backward(T* dx, int64_t lddx, T beta_dx, Tensor<T>& dw, const T* dy,
     return;
   }
   if (dx) cpu::gemm(false, false, rows, k, n, T(1), dy, lddy, w.ptr(), k, beta_dx, dx, lddx, precision);
+  if (WeightGradStore<T>* store = active_store<T>()) {
+    store->record(dw, dy, lddy, x, ldx, rows, n, k, precision);
+    return;
+  }
   cpu::gemm(true, false, n, k, rows, T(1), dy, lddy, x, ldx, T(1), dw.ptr(), k, precision);
+}
+
+template <typename T>
+void WeightGradStore<T>::record(Tensor<T>& dw, const T* dy, int64_t lddy, const T* x, int64_t ldx, int64_t rows,
+                                int64_t n, int64_t k, GemmPrecision precision) {
+  Item it{&dw, std::vector<T>(static_cast<size_t>(rows * n)), std::vector<T>(static_cast<size_t>(rows * k)), rows, n, k,
+          precision};
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(dy + r * lddy, n, it.dy.begin() + r * n);
+    std::copy_n(x + r * ldx, k, it.x.begin() + r * k);
+  }
+  items_.push_back(std::move(it));
+}
+
+template <typename T>
+void WeightGradStore<T>::flush() {
+  for (Item& it : items_)
+    cpu::gemm(true, false, it.n, it.k, it.rows, T(1), it.dy.data(), it.n, it.x.data(), it.k, T(1), it.dw->ptr(), it.k,
+              it.precision);
+  items_.clear();
+}
+
+template <typename T>
+DeferWeightGrads<T>::DeferWeightGrads(WeightGradStore<T>& store) : previous_(active_store<T>()) {
+  active_store<T>() = &store;
+}
+
+template <typename T>
+DeferWeightGrads<T>::~DeferWeightGrads() {
+  active_store<T>() = previous_;
 }
 
 template <typename T>
@@ -79,5 +120,9 @@ void linear_backward(Tensor<T>* dx, Param<T>& w, const Tensor<T>& dy, const Tens
   template void linear_backward<T>(Tensor<T>*, Param<T>&, const Tensor<T>&, const Tensor<T>&, GemmPrecision, bool);
 MOELAB_LINEAR_INSTANTIATE(float)
 MOELAB_LINEAR_INSTANTIATE(double)
+template class WeightGradStore<float>;
+template class WeightGradStore<double>;
+template class DeferWeightGrads<float>;
+template class DeferWeightGrads<double>;
 
 }  // namespace moelab

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/cpu/gemm.hpp"
 #include "core/tensor.hpp"
@@ -36,5 +37,42 @@ void linear_forward(Tensor<T>& y, const Tensor<T>& x, const Param<T>& w, GemmPre
 template <typename T>
 void linear_backward(Tensor<T>* dx, Param<T>& w, const Tensor<T>& dy, const Tensor<T>& x, GemmPrecision precision,
                      bool accumulate_dx = false);
+
+// Zero-bubble weight-gradient deferral (DualPipe's WeightGradStore): while
+// a DeferWeightGrads scope is alive on this thread, every fp32/bf16
+// linear_backward computes dx only and records dW += dy^T . x (with copies of
+// dy and x) into the store; store.flush() later runs the recorded GEMMs in
+// order (the W op of ZB1P/DualPipe). The fp8 path (one fused numerics call)
+// is not deferred. The deferred GEMMs are the ones the undeferred backward
+// runs; only the order in which contributions add into dW can change.
+template <typename T>
+class WeightGradStore {
+ public:
+  void flush();
+  size_t pending() const { return items_.size(); }
+  void record(Tensor<T>& dw, const T* dy, int64_t lddy, const T* x, int64_t ldx, int64_t rows, int64_t n, int64_t k,
+              GemmPrecision precision);
+
+ private:
+  struct Item {
+    Tensor<T>* dw;
+    std::vector<T> dy, x;  // [rows, n], [rows, k] compact
+    int64_t rows, n, k;
+    GemmPrecision precision;
+  };
+  std::vector<Item> items_;
+};
+
+template <typename T>
+class DeferWeightGrads {
+ public:
+  explicit DeferWeightGrads(WeightGradStore<T>& store);  // nests: restores the outer store on exit
+  ~DeferWeightGrads();
+  DeferWeightGrads(const DeferWeightGrads&) = delete;
+  DeferWeightGrads& operator=(const DeferWeightGrads&) = delete;
+
+ private:
+  WeightGradStore<T>* previous_;
+};
 
 }  // namespace moelab

@@ -220,13 +220,22 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
     const Batch batch = hooks.local_batch ? hooks.local_batch(batches.batch(step)) : batches.batch(step);
     params.zero_grad();
     const double lambda = cfg.mtp_lambda.lambda(step);
-    ModelLosses losses =
-        model_forward(saved, params, mcfg, batch.inputs, batch.targets, batch.batch_size, batch.seq_len, lambda, ctx);
-
-    // Balance losses: their gradient wrt the router scores joins the MoE backward.
-    std::vector<MoeLayerRef<float>> layers = moe_layers(params, saved);
-    double aux_loss = add_balance_losses(layers, cfg.balance, E, mcfg.num_experts_per_tok);
-    model_backward(params, saved, mcfg, ctx);
+    ModelLosses losses;
+    std::vector<MoeLayerRef<float>> layers;
+    double aux_loss = 0;
+    TrainHooks::StepOutput piped;  // hooks.forward_backward: the pipeline ran the step
+    if (hooks.forward_backward) {
+      piped = hooks.forward_backward(params, batch, step, run, ctx);
+      losses = piped.losses;
+      for (int64_t l : piped.moe_layers) layers.push_back({l, nullptr, params.layers[l].moe.gate.bias, 0, 0});
+    } else {
+      losses = model_forward(saved, params, mcfg, batch.inputs, batch.targets, batch.batch_size, batch.seq_len,
+                             lambda, ctx);
+      // Balance losses: their gradient wrt the router scores joins the MoE backward.
+      layers = moe_layers(params, saved);
+      aux_loss = add_balance_losses(layers, cfg.balance, E, mcfg.num_experts_per_tok);
+      model_backward(params, saved, mcfg, ctx);
+    }
     if (hooks.reduce_grads) hooks.reduce_grads(params);
     if (hooks.reduce_mean) {
       losses.loss = hooks.reduce_mean(losses.loss);
@@ -246,9 +255,14 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
       if (run) run->group().group("load").set_attr("layer_ids", layer_ids);
     }
     for (int64_t li = 0; li < num_layers; ++li) {
-      const auto& counts = layers[li].saved->expert_load();
-      std::vector<double> load(counts.begin(), counts.end());
-      hooks.reduce_load(load);
+      std::vector<double> load;
+      if (hooks.forward_backward) {
+        load = piped.loads[li];
+      } else {
+        const auto& counts = layers[li].saved->expert_load();
+        load.assign(counts.begin(), counts.end());
+        hooks.reduce_load(load);
+      }
       maxvio_row[li] = max_violation(load);
       for (int64_t e = 0; e < E; ++e) tokens_row[li * E + e] = static_cast<float>(load[e]);
       if (Param<float>* bias = layers[li].bias) {

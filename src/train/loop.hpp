@@ -49,6 +49,19 @@ struct TrainHooks {
   bool write_checkpoints = true;  // false on all but one rank
   // After each step's logging (every rank; `run` is null off rank 0).
   std::function<void(int64_t step, ResultsRun* run)> after_step;
+  // ---- pipeline parallelism (train/pp_hooks.hpp installs this) ----
+  // Replaces model_forward + balance losses + model_backward for one step:
+  // fills params' gradients of the whole (global) batch and returns its
+  // losses and every MoE layer's expert loads, already summed over the
+  // global batch (reduce_load is not applied to them).
+  struct StepOutput {
+    ModelLosses losses;
+    std::vector<int64_t> moe_layers;         // HF layer indices (main model)
+    std::vector<std::vector<double>> loads;  // [layers][E]
+  };
+  std::function<StepOutput(ModelParams<float>&, const Batch&, int64_t step, ResultsRun* run,
+                           const ModelContext<float>&)>
+      forward_backward;
 };
 
 struct TrainSummary {

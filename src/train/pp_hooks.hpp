@@ -1,0 +1,67 @@
+// The training loop over a pipeline of MPI ranks (issue 6): `moelab train`
+// with parallel.pp = P > 1 under mpirun -np P.
+//
+//   data      every rank sees the whole global batch (B sequences), cut into
+//             C = parallel.microbatches micro-batches of B/C sequences
+//   schedule  parallel.schedule (1f1b, zb1p, dualpipe, dualpipev, gpipe) on
+//             P ranks; the decoder layers are cut into its stages
+//             (pipeline::ModelStages: embedding on the first, norm + head +
+//             loss on the last; DualPipe: rank r holds stages r and P-1-r)
+//             and schedule::execute runs it with non-blocking point-to-point
+//   grads     each rank holds the full parameters and accumulates only its
+//             stages'; one world all-reduce (sum) after the schedule gives
+//             every rank the full gradient (DualPipe's two copies of a stage
+//             and the shared embedding/head summed), so clipping, AdamW and
+//             the expert-bias update stay identical on every rank
+//   loads     each MoE layer's loads summed over the micro-batches and ranks
+//   timeline  at the last step the measured per-rank events go to
+//             /runs/<run>/schedule (schedule/events, source = measured), and
+//             the schedule is re-simulated with the measured mean op times:
+//             /runs/<run>/schedule_predicted/schedule, and per-rank
+//             measured_end_s, predicted_end_s, error_pct attributes on
+//             /runs/<run>/schedule
+//   PP x EP   parallel.ep = EP > 1 (or 0: world / PP) runs EP pipeline
+//             replicas on PP x EP ranks (see pp_train_hooks)
+//   limits    no MTP (model.mtp_depth = 0), no auxiliary balance loss
+//             (aux-loss-free balancing works);
+//             evaluation runs the whole model on every rank; W ops run the
+//             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
+#pragma once
+
+#include <string>
+
+#include "train/ep_hooks.hpp"
+#include "train/loop.hpp"
+
+namespace moelab::train {
+
+struct PpTrainOptions {
+  int pp = 1;
+  std::string schedule = "1f1b";
+  int microbatches = 0;  // 0: one per sequence of the batch
+};
+
+// parallel.pp, parallel.schedule, parallel.microbatches.
+void declare_pp_train_options(po::options_description_easy_init add);
+
+template <typename Opts>
+PpTrainOptions pp_train_options_from(const Opts& o) {
+  PpTrainOptions p;
+  p.pp = o.template get<int>("parallel.pp");
+  p.schedule = o.template get<std::string>("parallel.schedule");
+  p.microbatches = o.template get<int>("parallel.microbatches");
+  return p;
+}
+
+// Hooks for `config` over MPI_COMM_WORLD, whose size must be options.pp x
+// ep.ep (PP x EP: world rank w is pipeline rank w / EP of pipeline replica
+// w % EP; the EP ranks of one pipeline rank form its EP group, whose
+// dispatch/combine every MoE layer of its stages uses; replica e trains on
+// rows [e·B/EP, (e+1)·B/EP) of the batch; gradients are summed over the
+// world and divided by EP). Throws with the reason when the schedule,
+// micro-batch count or model options do not fit. progress: where the
+// sim-vs-measured table goes (rank 0).
+TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& options, const EpTrainOptions& ep,
+                          std::ostream* progress);
+
+}  // namespace moelab::train
