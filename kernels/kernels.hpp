@@ -79,4 +79,10 @@ void cross_entropy_backward(float* probs_to_dlogits, const int32_t* targets, int
 void attention_forward(float* o, float* probs, const float* q, const float* k, const float* v, int64_t batch,
                        int64_t seq_len, int64_t heads, int64_t dqk, int64_t dv, float scale, cudaStream_t stream);
 
+// y [segments, n] (=): row s is 0 + rows[slots[j]] for j in [offsets[s],
+// offsets[s+1]) added in that order with no contraction (the expert-parallel
+// combine's fixed summation order; offsets has segments + 1 entries).
+void segment_sum_rows(float* y, const float* rows, const int32_t* slots, const int64_t* offsets, int64_t segments,
+                      int64_t n, cudaStream_t stream);
+
 }  // namespace moelab::cuda
