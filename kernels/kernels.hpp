@@ -85,4 +85,23 @@ void attention_forward(float* o, float* probs, const float* q, const float* k, c
 void segment_sum_rows(float* y, const float* rows, const int32_t* slots, const int64_t* offsets, int64_t segments,
                       int64_t n, cudaStream_t stream);
 
+// RMSNorm backward (twin of cpu::rmsnorm_backward): dx [rows, n] (=), dw [n]
+// (+=) from dy, x, weight and the forward's inv_rms [rows].
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* weight,
+                      const float* inv_rms, int64_t rows, int64_t n, cudaStream_t stream);
+
+// Causal attention backward (twin of cpu::attention_backward), layouts as
+// attention_forward; dq, dk, dv (=); ds_workspace [B, heads, S, S] scratch.
+void attention_backward(float* dq, float* dk, float* dv, float* ds_workspace, const float* d_o, const float* q,
+                        const float* k, const float* v, const float* o, const float* probs, int64_t batch,
+                        int64_t seq_len, int64_t heads, int64_t dqk, int64_t dv_dim, float scale,
+                        cudaStream_t stream);
+
+// Grouped expert GEMM (twin of cpu::grouped_gemm with trans_b, beta 0):
+// c [offsets[e]..offsets[e+1], n] = a [same rows, k] * w[e] [n, k]^T for each
+// group e. offsets [groups + 1] and the array w of device pointers are HOST
+// memory; FP32, or BF16 inputs with FP32 accumulation when bf16.
+void grouped_gemm_xwt(float* c, const float* a, const float* const* w, const int64_t* offsets, int64_t groups,
+                      int64_t n, int64_t k, bool bf16, cudaStream_t stream);
+
 }  // namespace moelab::cuda
