@@ -104,4 +104,13 @@ void attention_backward(float* dq, float* dk, float* dv, float* ds_workspace, co
 void grouped_gemm_xwt(float* c, const float* a, const float* const* w, const int64_t* offsets, int64_t groups,
                       int64_t n, int64_t k, bool bf16, cudaStream_t stream);
 
+// FP8 E4M3 GEMM with DeepSeek-V3 block scaling through cuBLASLt (CUDA
+// 12.9+, Hopper): y [m, n] (FP32) = A [m, k] W [n, k]^T with a_scales
+// [m, ceil(k/128)] (1x128 tiles) and w_scales [ceil(n/128), ceil(k/128)]
+// (128x128 blocks), both row-major as numerics::quantize makes them; m, n, k
+// multiples of 16. _supported(): toolkit and current GPU can run it.
+bool fp8_gemm_blockscaled_supported();
+void fp8_gemm_blockscaled(float* y, const uint8_t* a_codes, const float* a_scales, const uint8_t* w_codes,
+                          const float* w_scales, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
 }  // namespace moelab::cuda
