@@ -163,6 +163,13 @@ TEST(NcclDispatch, RowsAndCombineEqualMpiBitForBit) {
     MOE_CUDA_CHECK(cudaMemcpy(g_host.data(), d_y, 64 * 4, cudaMemcpyDeviceToHost));
     const int n = topo.ep;
     EXPECT_EQ(g_host[0], float(n * (n + 1) / 2));
+    // Pipeline point-to-point around a ring: rank r receives r - 1's values.
+    std::vector<float> mine(64, float(10 + topo.ep_rank)), got(64, 0.0f);
+    MOE_CUDA_CHECK(cudaMemcpy(d_y, mine.data(), 64 * 4, cudaMemcpyHostToDevice));
+    comm.send_recv(d_y, 64 * 4, (topo.ep_rank + 1) % n, d_y + 64, 64 * 4, (topo.ep_rank + n - 1) % n, stream);
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    MOE_CUDA_CHECK(cudaMemcpy(got.data(), d_y + 64, 64 * 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(got[63], float(10 + (topo.ep_rank + n - 1) % n));
     cudaFree(d_x);
     cudaFree(d_partial);
     cudaFree(d_y);

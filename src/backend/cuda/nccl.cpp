@@ -114,6 +114,14 @@ void NcclComm::recv(void* buf, int64_t bytes, int peer, cudaStream_t stream) con
   MOE_NCCL_CHECK(ncclRecv(buf, size_t(bytes), ncclChar, peer, comm_, stream));
 }
 
+void NcclComm::send_recv(const void* send_buf, int64_t send_bytes, int to, void* recv_buf, int64_t recv_bytes,
+                         int from, cudaStream_t stream) const {
+  MOE_NCCL_CHECK(ncclGroupStart());
+  if (send_bytes > 0) MOE_NCCL_CHECK(ncclSend(send_buf, size_t(send_bytes), ncclChar, to, comm_, stream));
+  if (recv_bytes > 0) MOE_NCCL_CHECK(ncclRecv(recv_buf, size_t(recv_bytes), ncclChar, from, comm_, stream));
+  MOE_NCCL_CHECK(ncclGroupEnd());
+}
+
 void NcclComm::all_reduce_sum(float* buf, int64_t count, cudaStream_t stream) const {
   MOE_NCCL_CHECK(ncclAllReduce(buf, buf, size_t(count), ncclFloat, ncclSum, comm_, stream));
 }

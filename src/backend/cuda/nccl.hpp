@@ -61,6 +61,10 @@ class NcclComm {
   // Pipeline point-to-point (blocking only the stream; pair them across ranks).
   void send(const void* buf, int64_t bytes, int peer, cudaStream_t stream) const;
   void recv(void* buf, int64_t bytes, int peer, cudaStream_t stream) const;
+  // Both in one NCCL group (a pipeline stage passing activations on while
+  // receiving its next input: no ordering deadlock).
+  void send_recv(const void* send_buf, int64_t send_bytes, int to, void* recv_buf, int64_t recv_bytes, int from,
+                 cudaStream_t stream) const;
   // In place sum over the ranks (gradients).
   void all_reduce_sum(float* buf, int64_t count, cudaStream_t stream) const;
 
