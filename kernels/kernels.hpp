@@ -79,4 +79,38 @@ void cross_entropy_backward(float* probs_to_dlogits, const int32_t* targets, int
 void attention_forward(float* o, float* probs, const float* q, const float* k, const float* v, int64_t batch,
                        int64_t seq_len, int64_t heads, int64_t dqk, int64_t dv, float scale, cudaStream_t stream);
 
+// y [segments, n] (=): row s is 0 + rows[slots[j]] for j in [offsets[s],
+// offsets[s+1]) added in that order with no contraction (the expert-parallel
+// combine's fixed summation order; offsets has segments + 1 entries).
+void segment_sum_rows(float* y, const float* rows, const int32_t* slots, const int64_t* offsets, int64_t segments,
+                      int64_t n, cudaStream_t stream);
+
+// RMSNorm backward (twin of cpu::rmsnorm_backward): dx [rows, n] (=), dw [n]
+// (+=) from dy, x, weight and the forward's inv_rms [rows].
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* weight,
+                      const float* inv_rms, int64_t rows, int64_t n, cudaStream_t stream);
+
+// Causal attention backward (twin of cpu::attention_backward), layouts as
+// attention_forward; dq, dk, dv (=); ds_workspace [B, heads, S, S] scratch.
+void attention_backward(float* dq, float* dk, float* dv, float* ds_workspace, const float* d_o, const float* q,
+                        const float* k, const float* v, const float* o, const float* probs, int64_t batch,
+                        int64_t seq_len, int64_t heads, int64_t dqk, int64_t dv_dim, float scale,
+                        cudaStream_t stream);
+
+// Grouped expert GEMM (twin of cpu::grouped_gemm with trans_b, beta 0):
+// c [offsets[e]..offsets[e+1], n] = a [same rows, k] * w[e] [n, k]^T for each
+// group e. offsets [groups + 1] and the array w of device pointers are HOST
+// memory; FP32, or BF16 inputs with FP32 accumulation when bf16.
+void grouped_gemm_xwt(float* c, const float* a, const float* const* w, const int64_t* offsets, int64_t groups,
+                      int64_t n, int64_t k, bool bf16, cudaStream_t stream);
+
+// FP8 E4M3 GEMM with DeepSeek-V3 block scaling through cuBLASLt (CUDA
+// 12.9+, Hopper): y [m, n] (FP32) = A [m, k] W [n, k]^T with a_scales
+// [m, ceil(k/128)] (1x128 tiles) and w_scales [ceil(n/128), ceil(k/128)]
+// (128x128 blocks), both row-major as numerics::quantize makes them; m, n, k
+// multiples of 16. _supported(): toolkit and current GPU can run it.
+bool fp8_gemm_blockscaled_supported();
+void fp8_gemm_blockscaled(float* y, const uint8_t* a_codes, const float* a_scales, const uint8_t* w_codes,
+                          const float* w_scales, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
 }  // namespace moelab::cuda

@@ -45,4 +45,23 @@ void unpermute_rows(float* y, const float* yp, const float* weight, const int32_
   MOE_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace {
+__global__ void segment_sum_rows_kernel(float* y, const float* rows, const int32_t* slots, const int64_t* offsets,
+                                        int64_t segments, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= segments * n) return;
+  const int64_t s = i / n, c = i % n;
+  float sum = 0.0f;
+  for (int64_t j = offsets[s]; j < offsets[s + 1]; ++j) sum = __fadd_rn(sum, rows[static_cast<int64_t>(slots[j]) * n + c]);
+  y[i] = sum;
+}
+}  // namespace
+
+void segment_sum_rows(float* y, const float* rows, const int32_t* slots, const int64_t* offsets, int64_t segments,
+                      int64_t n, cudaStream_t stream) {
+  if (segments * n == 0) return;
+  segment_sum_rows_kernel<<<blocks_for(segments * n), 256, 0, stream>>>(y, rows, slots, offsets, segments, n);
+  MOE_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace moelab::cuda

@@ -38,3 +38,9 @@ for b in bench["benchmarks"]:
     gb = b.get("bytes/s", 0) / 1e9
     print(f"{b['name']:<52} {t_us:>10.1f} {tf:>9.2f} {gb:>9.1f}")
 PY
+
+# NCCL dispatch/combine vs MPI (2 ranks: needs 2 GPUs on this host, else it
+# reports skipped) and `moelab forward --device cuda` vs --device cpu.
+cmake --build $build -j "$(nproc)" --target moelab test_forward_device_cli
+cmake --build $build -j "$(nproc)" --target test_nccl_dispatch 2>/dev/null || echo "gpu_check: no NCCL, test_nccl_dispatch not built"
+(cd $build && ctest -R "nccl_|ForwardDevice" --output-on-failure) || echo "gpu_check: NCCL / forward --device cuda checks FAILED"

@@ -141,4 +141,81 @@ BENCHMARK_CAPTURE(BM_gpu_gemm, bf16, true)->ArgNames({"tokens", "n", "k"})->Args
 BENCHMARK(BM_gpu_fp8_quantize)->ArgNames({"tokens", "hidden", "tile_rows"})->Args({4096, 7168, 1})->Args({4096, 7168, 128})->UseManualTime();
 BENCHMARK(BM_gpu_rmsnorm)->ArgNames({"tokens", "hidden"})->Args({4096, 7168})->UseManualTime();
 
+// ---- issue 10, second round: backward kernels, grouped and block-scaled FP8 GEMMs ----
+namespace {
+
+void BM_gpu_rmsnorm_backward(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t rows = state.range(0), n = state.range(1);
+  float *x = device_zeros(rows * n), *dy = device_zeros(rows * n), *dx = device_zeros(rows * n);
+  float *w = device_zeros(n), *dw = device_zeros(n), *r = device_zeros(rows);
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time([&] { cuda::rmsnorm_backward(dx, dw, dy, x, w, r, rows, n, nullptr); }));
+  state.counters["bytes/s"] = benchmark::Counter(16.0 * rows * n, benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(x), cudaFree(dy), cudaFree(dx), cudaFree(w), cudaFree(dw), cudaFree(r);
+}
+
+void BM_gpu_attention_backward(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t seq = state.range(0), heads = 128, dqk = 192, dv = 128;
+  float *q = device_zeros(seq * heads * dqk), *k = device_zeros(seq * heads * dqk), *v = device_zeros(seq * heads * dv);
+  float *o = device_zeros(seq * heads * dv), *d_o = device_zeros(seq * heads * dv);
+  float *probs = device_zeros(heads * seq * seq), *ds = device_zeros(heads * seq * seq);
+  float *dq = device_zeros(seq * heads * dqk), *dk = device_zeros(seq * heads * dqk), *dvv = device_zeros(seq * heads * dv);
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time([&] {
+      cuda::attention_backward(dq, dk, dvv, ds, d_o, q, k, v, o, probs, 1, seq, heads, dqk, dv, 0.07f, nullptr);
+    }));
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * heads * seq * seq * (dqk + dv) / 2,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  for (float* p : {q, k, v, o, d_o, probs, ds, dq, dk, dvv}) cudaFree(p);
+}
+
+// DeepSeek-V3 routed experts on one EP rank: `experts` experts of `rows` rows, gate/up shape (2048 x 7168).
+void BM_gpu_grouped_gemm(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t experts = state.range(0), rows = state.range(1), n = 2048, k = 7168;
+  float *a = device_zeros(experts * rows * k), *c = device_zeros(experts * rows * n), *w = device_zeros(experts * n * k);
+  std::vector<const float*> ws;
+  std::vector<int64_t> offsets;
+  for (int64_t e = 0; e <= experts; ++e) offsets.push_back(e * rows);
+  for (int64_t e = 0; e < experts; ++e) ws.push_back(w + e * n * k);
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time(
+        [&] { cuda::grouped_gemm_xwt(c, a, ws.data(), offsets.data(), experts, n, k, true, nullptr); }));
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * experts * rows * n * k, benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(a), cudaFree(c), cudaFree(w);
+}
+
+void BM_gpu_fp8_gemm_blockscaled(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  if (!cuda::fp8_gemm_blockscaled_supported()) {
+    state.SkipWithError("cuBLASLt block-scaled FP8 needs sm_90");
+    return;
+  }
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  uint8_t *a = nullptr, *w = nullptr;
+  MOE_CUDA_CHECK(cudaMalloc(&a, m * k));
+  MOE_CUDA_CHECK(cudaMalloc(&w, n * k));
+  MOE_CUDA_CHECK(cudaMemset(a, 0, m * k));
+  MOE_CUDA_CHECK(cudaMemset(w, 0, n * k));
+  float *sa = device_zeros(m * ((k + 127) / 128)), *sw = device_zeros(((n + 127) / 128) * ((k + 127) / 128));
+  float* y = device_zeros(m * n);
+  GpuTimer timer;
+  for (auto _ : state)
+    state.SetIterationTime(timer.time([&] { cuda::fp8_gemm_blockscaled(y, a, sa, w, sw, m, n, k, nullptr); }));
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(a), cudaFree(w), cudaFree(sa), cudaFree(sw), cudaFree(y);
+}
+
+}  // namespace
+
+BENCHMARK(BM_gpu_rmsnorm_backward)->ArgNames({"tokens", "hidden"})->Args({4096, 7168})->UseManualTime();
+BENCHMARK(BM_gpu_attention_backward)->ArgNames({"seq"})->Arg(1024)->UseManualTime();
+BENCHMARK(BM_gpu_grouped_gemm)->ArgNames({"experts", "rows"})->Args({32, 128})->Args({8, 512})->UseManualTime();
+BENCHMARK(BM_gpu_fp8_gemm_blockscaled)->ArgNames({"tokens", "n", "k"})->Args({4096, 2048, 7168})->Args({4096, 7168, 2048})->UseManualTime();
+
 BENCHMARK_MAIN();

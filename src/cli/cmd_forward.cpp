@@ -23,6 +23,10 @@
 #include <map>
 #include <sstream>
 
+#include "backend/device.hpp"
+#ifdef MOELAB_HAVE_CUDA
+#include "backend/cuda/experts.hpp"
+#endif
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "core/error.hpp"
@@ -133,8 +137,14 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
        "layers to run, e.g. 3-5 or 3,7 (default: every decoder layer in the checkpoint)")  //
       ("precision", po::value<std::string>()->default_value("fp32"),
        "GEMM precision: fp32 (the file contract) or bf16 (inputs rounded to bf16, FP32 accumulation)")  //
-      ("force", po::bool_switch()->default_value(false), "overwrite OUT.h5 if it exists");
+      ("force", po::bool_switch()->default_value(false), "overwrite OUT.h5 if it exists")  //
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "cpu, or cuda: the routed experts (permute, gate/up/down GEMMs through cuBLAS, SwiGLU, weighted "
+       "unpermute) run on the GPU; attention, router, norms and shared experts stay on the CPU. Needs a GPU "
+       "(exit 2 without one)");
   if (!opts.parse(args, ctx)) return 0;
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
   MOE_CHECK(opts.sweep_points().size() == 1) << "moelab forward: --sweep is not supported (one run per call)";
   for (const char* key : {"model", "weights", "input", "out"})
     MOE_CHECK(opts.has(key)) << "moelab forward: --" << key << " is required (see --help)";
@@ -149,6 +159,9 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
   }
   ModelContext<float> model_ctx;
   model_ctx.precision = parse_precision(opts.get<std::string>("precision"));
+#ifdef MOELAB_HAVE_CUDA
+  if (device == Device::cuda) model_ctx.make_experts = cuda::cuda_experts_factory();
+#endif
 
   // Which layers: those asked for, each of which must be in the checkpoint.
   std::vector<int64_t> present;
@@ -198,6 +211,7 @@ int cmd_forward(const std::vector<std::string>& args, const CommandContext& ctx)
     out.set_attr("moelab_version", std::string(kMoelabVersion));
     out.set_attr("git_commit", std::string(kMoelabGitCommit));
     out.set_attr("command_line", ctx.command_line);
+    out.set_attr("device", device_name(device));
     out.set_attr("model", opts.get<std::string>("model"));
     out.set_attr("weights", weights_path);
     out.set_attr("layers", layers);

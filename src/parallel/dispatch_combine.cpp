@@ -42,6 +42,38 @@ std::vector<Assignment> local_assignments(const Received& recv, const Topology& 
   return out;
 }
 
+int64_t dispatch_header_bytes(int top_k) { return 8 + 8 * int64_t(top_k); }
+
+void count_link_traffic(const Topology& topo, const std::vector<int>& sent, const std::vector<int>& got, int64_t rec,
+                        LinkCounters& c) {
+  for (int p = 0; p < topo.ep; ++p) {
+    if (p == topo.ep_rank) continue;
+    const bool inter = topo.node_of(p) != topo.my_node();
+    (inter ? c.tokens_sent_inter : c.tokens_sent_intra) += sent[p];
+    (inter ? c.bytes_sent_inter : c.bytes_sent_intra) += int64_t(sent[p]) * rec;
+    (inter ? c.tokens_recv_inter : c.tokens_recv_intra) += got[p];
+    (inter ? c.bytes_recv_inter : c.bytes_recv_intra) += int64_t(got[p]) * rec;
+  }
+}
+
+std::vector<std::vector<int64_t>> direct_send_lists(const Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
+                                                    int top_k) {
+  std::vector<std::vector<int64_t>> lists(topo.ep);
+  std::vector<char> hit(topo.ep);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    std::fill(hit.begin(), hit.end(), 0);
+    for (int k = 0; k < top_k; ++k) {
+      const int32_t e = topk_idx[t * top_k + k];
+      MOE_CHECK(e >= 0 && e < topo.num_experts)
+          << "token " << t << " slot " << k << " routes to expert " << e << ", outside [0, " << topo.num_experts << ")";
+      hit[topo.rank_of_expert(e)] = 1;
+    }
+    for (int d = 0; d < topo.ep; ++d)
+      if (hit[d]) lists[d].push_back(t);
+  }
+  return lists;
+}
+
 namespace {
 
 // One MPI_Alltoallv among the EP ranks with a fixed routing of rows: send
@@ -71,14 +103,7 @@ struct Exchange {
   }
 
   void count(const std::vector<int>& sent, const std::vector<int>& got, int64_t rec, LinkCounters& c) const {
-    for (int p = 0; p < topo->ep; ++p) {
-      if (p == topo->ep_rank) continue;
-      const bool inter = topo->node_of(p) != topo->my_node();
-      (inter ? c.tokens_sent_inter : c.tokens_sent_intra) += sent[p];
-      (inter ? c.bytes_sent_inter : c.bytes_sent_intra) += int64_t(sent[p]) * rec;
-      (inter ? c.tokens_recv_inter : c.tokens_recv_intra) += got[p];
-      (inter ? c.bytes_recv_inter : c.bytes_recv_intra) += int64_t(got[p]) * rec;
-    }
+    count_link_traffic(*topo, sent, got, rec, c);
   }
 
   void alltoallv(const std::vector<int>& sent, const std::vector<int>& got, const uint8_t* send, uint8_t* recv,
@@ -118,7 +143,7 @@ struct Exchange {
 };
 
 // Dispatch record header: src_rank, src_token, topk_idx[K], topk_weight[K].
-int64_t header_bytes(int k) { return 8 + 8 * int64_t(k); }
+int64_t header_bytes(int k) { return dispatch_header_bytes(k); }
 
 }  // namespace
 

@@ -137,4 +137,18 @@ class Dispatcher {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---- the plan and accounting, shared with other transports (NCCL) ----
+// Bytes of a dispatch record's header (src rank, token, K ids, K weights).
+int64_t dispatch_header_bytes(int top_k);
+// Direct mode's routing of one dispatch: per EP rank, the local tokens sent
+// to it (ascending; a token once per destination rank) - the lists the MPI
+// Dispatcher sends in that order.
+std::vector<std::vector<int64_t>> direct_send_lists(const Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
+                                                    int top_k);
+// Accounts one exchange of sent[p] / got[p] records of `rec` bytes to / from
+// each EP rank p in c (the rank itself crosses no link): what the Dispatcher
+// counts per all-to-all.
+void count_link_traffic(const Topology& topo, const std::vector<int>& sent, const std::vector<int>& got, int64_t rec,
+                        LinkCounters& c);
+
 }  // namespace moelab::parallel

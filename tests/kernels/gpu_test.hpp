@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <string>
 #include <vector>
+
+#include "core/rng.hpp"
 
 #include "kernels/device.hpp"
 
@@ -34,5 +39,25 @@ class DeviceBuffer {
   T* ptr_ = nullptr;
   size_t n_;
 };
+
+// n normal values with the given standard deviation (deterministic in seed).
+inline std::vector<float> random_values(int64_t n, uint64_t seed, double stddev = 1.0) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(rng.normal() * stddev);
+  return v;
+}
+
+// max |got - ref| / (|ref| + floor), recorded as the test property
+// max_rel_err_<name> for scripts/gpu_check.sh.
+inline double max_rel_error(const std::vector<float>& got, const std::vector<float>& ref, double floor,
+                            const std::string& name) {
+  EXPECT_EQ(got.size(), ref.size()) << name;
+  double worst = 0;
+  for (size_t i = 0; i < std::min(got.size(), ref.size()); ++i)
+    worst = std::max(worst, std::abs(double(got[i]) - ref[i]) / (std::abs(double(ref[i])) + floor));
+  ::testing::Test::RecordProperty("max_rel_err_" + name, std::to_string(worst));
+  return worst;
+}
 
 }  // namespace moelab::test
