@@ -26,9 +26,12 @@ echo
 echo "== the training corpus (data/corpus.h5: prose, C/C++ headers, generated maths)"
 scripts/prepare_corpus.sh
 echo
-echo "== quickstart: v3-small, aux-loss-free balancing + complementary sequence-wise loss, MTP depth 1"
+echo "== quickstart: v3-small, aux-loss-free balancing + complementary sequence-wise loss, MTP depth 1,"
+echo "   experts spread over 2 MPI ranks (expert parallelism, EP=2: dispatch/combine by MPI all-to-all)"
 export OMP_WAIT_POLICY=passive
-build/moelab train --set output.out=results/quickstart.h5 --set output.force=true \
+mpi_flags=(--oversubscribe -np "${DEMO_RANKS:-2}" -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -x OMP_WAIT_POLICY)
+[ "$(id -u)" -eq 0 ] && mpi_flags+=(--allow-run-as-root)
+mpirun "${mpi_flags[@]}" build/moelab train --set output.out=results/quickstart.h5 --set output.force=true \
   ${DEMO_STEPS:+--set train.steps=$DEMO_STEPS --set train.decay_start=$((DEMO_STEPS / 2)) --set train.decay_steps=$((DEMO_STEPS / 2))}
 echo
 echo "== plots"
