@@ -14,15 +14,9 @@
 // ("scaling factors layout") and is verified only by the GPU test.
 #include <cublasLt.h>
 
+#include "kernels/cublas_check.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
-
-#define MOE_CUBLASLT_CHECK(call)                                                                \
-  do {                                                                                          \
-    cublasStatus_t moe_lt_rc_ = (call);                                                         \
-    MOE_CHECK(moe_lt_rc_ == CUBLAS_STATUS_SUCCESS) << "cuBLASLt call " #call " failed: "       \
-                                                   << cublasGetStatusString(moe_lt_rc_);        \
-  } while (0)
 
 namespace moelab::cuda {
 
@@ -45,7 +39,7 @@ void transpose(float* out, const float* in, int64_t rows, int64_t cols, cudaStre
 cublasLtHandle_t lt_handle() {
   static cublasLtHandle_t handle = [] {
     cublasLtHandle_t h;
-    MOE_CUBLASLT_CHECK(cublasLtCreate(&h));
+    MOE_CUBLAS_CHECK(cublasLtCreate(&h));
     return h;
   }();
   return handle;
@@ -85,32 +79,32 @@ void fp8_gemm_blockscaled(float* y, const uint8_t* a_codes, const float* a_scale
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof(op_t)));
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof(op_n)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof(op_t)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof(op_n)));
   const cublasLtMatmulMatrixScale_t mode_w = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
                                     mode_a = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_w, sizeof(mode_w)));
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_a, sizeof(mode_a)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_w, sizeof(mode_w)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_a, sizeof(mode_a)));
   const float* w_sc_c = w_sc;
   const float* a_sc_c = a_sc;
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_sc_c, sizeof(w_sc_c)));
-  MOE_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_sc_c, sizeof(a_sc_c)));
-  MOE_CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, k, n, k));
-  MOE_CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, k, m, k));
-  MOE_CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, n, m, n));
-  MOE_CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  MOE_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_sc_c, sizeof(w_sc_c)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_sc_c, sizeof(a_sc_c)));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, k, n, k));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, k, m, k));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, n, m, n));
+  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                           &workspace_bytes, sizeof(workspace_bytes)));
   cublasLtMatmulHeuristicResult_t heuristic = {};
   int found = 0;
-  MOE_CUBLASLT_CHECK(
+  MOE_CUBLAS_CHECK(
       cublasLtMatmulAlgoGetHeuristic(lt_handle(), desc, la, lb, lc, lc, pref, 1, &heuristic, &found));
   MOE_CHECK(found > 0) << "cuBLASLt has no FP8 block-scaled algorithm for M " << m << ", N " << n << ", K " << k
                        << " with FP32 output";
   const float alpha = 1.0f, beta = 0.0f;
-  MOE_CUBLASLT_CHECK(cublasLtMatmul(lt_handle(), desc, &alpha, w_codes, la, a_codes, lb, &beta, y, lc, y, lc,
+  MOE_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), desc, &alpha, w_codes, la, a_codes, lb, &beta, y, lc, y, lc,
                                     &heuristic.algo, workspace, workspace_bytes, stream));
   cublasLtMatmulPreferenceDestroy(pref);
   cublasLtMatrixLayoutDestroy(lc);

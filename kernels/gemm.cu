@@ -7,15 +7,9 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include "kernels/cublas_check.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
-
-#define MOE_CUBLAS_CHECK(call)                                                              \
-  do {                                                                                      \
-    cublasStatus_t moe_cublas_rc_ = (call);                                                 \
-    MOE_CHECK(moe_cublas_rc_ == CUBLAS_STATUS_SUCCESS) << "cuBLAS call " #call " failed: " \
-                                                       << cublasGetStatusString(moe_cublas_rc_); \
-  } while (0)
 
 namespace moelab::cuda {
 

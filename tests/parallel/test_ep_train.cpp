@@ -16,30 +16,17 @@
 #include <cmath>
 #include <cstdio>
 
+#include "support/tiny_train_config.hpp"
 #include "train/ep_hooks.hpp"
 
 namespace moelab::train {
 namespace {
 
 TrainConfig tiny_config() {
-  TrainConfig c;
-  c.model = "v3-tiny";
-  c.corpus = std::string(MOELAB_TEST_FIXTURES) + "/corpus_sample.h5";
-  c.heldout_every = 10;
-  c.seq_len = 32;
-  c.batch_size = 4;
+  TrainConfig c = tiny_train_config();
   c.steps = 12;
-  c.seed = 5;
   c.lr = {3e-3, 3e-4, 3, 8, 4};
-  c.eval_every = 0;
   c.eval_batches = 0;
-  c.log_every = 0;
-  c.balance_method = "v3";
-  c.balance.expert_bias = true;
-  c.balance.bias_update_rate = 1e-2;
-  c.balance.aux_loss = AuxLossKind::sequence;
-  c.balance.aux_loss_coeff = 1e-2;
-  c.mtp_lambda = {0.3, 0.1, 20};
   return c;
 }
 
