@@ -1,4 +1,7 @@
 """Helpers shared by the plot modules."""
+import os
+
+import matplotlib.pyplot as plt
 import numpy as np
 
 
@@ -27,3 +30,11 @@ def label(name, group):
     if isinstance(status, bytes):
         status = status.decode()
     return name if status == "complete" else f"{name} ({status})"
+
+
+def save(fig, out_dir, filename, dpi=110):
+    """Writes fig as out_dir/filename, closes it, returns the path."""
+    path = os.path.join(out_dir, filename)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -12,7 +12,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plots._common import runs
+from plots._common import runs, save
 
 
 def _attr(group, key, default=None):
@@ -53,10 +53,8 @@ def plot(f, out_dir):
     ax.set_title("Inter-node traffic vs node limit and EP degree")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    path = os.path.join(out_dir, "comm_inter_node_bytes.png")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, out_dir, "comm_inter_node_bytes.png", dpi=120)
     written.append(path)
 
     # Per-rank expert load, normalised by the mean over ranks; one line per
@@ -82,9 +80,7 @@ def plot(f, out_dir):
     ax.set_title("Per-rank expert load (max/mean decides the EP step)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    path = os.path.join(out_dir, "comm_rank_load.png")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, out_dir, "comm_rank_load.png", dpi=120)
     written.append(path)
     return written

@@ -14,7 +14,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plots._common import runs
+from plots._common import runs, save
 
 METRICS = (("normwise", "||c - c*|| / ||c*||"),
            ("max_err_over_rms", "max |c - c*| / rms(c*)"),
@@ -68,9 +68,7 @@ def _plot_relative_loss(f, out_dir):
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = os.path.join(out_dir, "fp8_relative_loss.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = save(fig, out_dir, "fp8_relative_loss.png")
     return [path]
 
 
@@ -118,8 +116,6 @@ def plot(f, out_dir):
                      f"mean of {trials} trials, against the float64 product of the dequantized inputs",
                      fontsize=9)
         fig.tight_layout()
-        path = os.path.join(out_dir, f"fp8_errcurve_{run_name}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save(fig, out_dir, f"fp8_errcurve_{run_name}.png")
         written.append(path)
     return written

@@ -7,7 +7,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plots._common import ema, label, runs
+from plots._common import ema, label, runs, save
 
 
 def _load_runs(f):
@@ -47,9 +47,7 @@ def plot(f, out_dir):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(out_dir, "maxvio.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = save(fig, out_dir, "maxvio.png")
     written.append(path)
 
     # Domain x expert heatmaps, one column per run, one row per MoE layer.
@@ -84,8 +82,6 @@ def plot(f, out_dir):
         fig.suptitle("relative expert load (actual / balanced) by domain, last evaluation", fontsize=9)
         fig.tight_layout()
         fig.colorbar(image, ax=axes, shrink=0.6)
-        path = os.path.join(out_dir, "expert_load_by_domain.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save(fig, out_dir, "expert_load_by_domain.png")
         written.append(path)
     return written

@@ -5,7 +5,7 @@ import os
 
 import matplotlib.pyplot as plt
 
-from plots._common import ema, label, runs
+from plots._common import ema, label, runs, save
 
 
 def _train_runs(f):
@@ -37,9 +37,7 @@ def plot(f, out_dir):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(out_dir, "loss.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = save(fig, out_dir, "loss.png")
     written.append(path)
 
     with_domains = [(n, r) for n, r in _train_runs(f) if "eval" in r and "loss_by_domain" in r["eval"]
@@ -56,8 +54,6 @@ def plot(f, out_dir):
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
-        path = os.path.join(out_dir, "loss_by_domain.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save(fig, out_dir, "loss_by_domain.png")
         written.append(path)
     return written

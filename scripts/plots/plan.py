@@ -8,7 +8,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plots._common import runs
+from plots._common import runs, save
 
 
 def _text(v):
@@ -39,10 +39,8 @@ def _sweep(name, g, out_dir):
     ax.set_title(f"{name}: best feasible layout per GPU count")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = os.path.join(out_dir, f"{name}_plan_sweep.png")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, out_dir, f"{name}_plan_sweep.png", dpi=120)
     return [path]
 
 
@@ -88,10 +86,8 @@ def _single(name, run, out_dir):
         axes[2].set_ylabel("pipeline rank")
         axes[2].set_title("step timeline (schedule/events)")
         axes[2].legend(fontsize=8, ncol=5)
-    path = os.path.join(out_dir, f"{name}_plan.png")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, out_dir, f"{name}_plan.png", dpi=120)
     return [path]
 
 

@@ -4,7 +4,7 @@ import os
 
 import matplotlib.pyplot as plt
 
-from plots._common import ema, label, runs
+from plots._common import ema, label, runs, save
 
 GROUPS = ("train", "eval")
 
@@ -43,8 +43,6 @@ def plot(f, out_dir):
             ax.axis("off")
         axes.flat[0].legend(fontsize=8)
         fig.tight_layout()
-        path = os.path.join(out_dir, f"{g}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save(fig, out_dir, f"{g}.png")
         written.append(path)
     return written

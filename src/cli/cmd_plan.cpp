@@ -16,6 +16,7 @@
 #include "core/timer.hpp"
 #include "model/config.hpp"
 #include "model/cost.hpp"
+#include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/generators.hpp"
 #include "sim/planner.hpp"
 
@@ -355,30 +356,6 @@ void write_plan(h5::Group&& g, const PlanResult& r) {
   write_calibration(g.group("calibration"), r.calibration);
 }
 
-void write_events(h5::Group& run, const std::vector<schedule::Event>& events) {
-  h5::Group g = run.group("schedule/events");
-  const int64_t n = static_cast<int64_t>(events.size());
-  std::vector<int32_t> rank(n), op(n), mb(n), chunk(n), b_mb(n);
-  std::vector<double> start(n), end(n);
-  for (int64_t i = 0; i < n; ++i) {
-    rank[i] = events[i].rank;
-    op[i] = static_cast<int32_t>(events[i].kind);
-    mb[i] = events[i].microbatch;
-    chunk[i] = events[i].chunk;
-    b_mb[i] = events[i].b_microbatch;
-    start[i] = events[i].start_s;
-    end[i] = events[i].end_s;
-  }
-  g.write<int32_t>("rank", {n}, rank.data());
-  g.write<int32_t>("op", {n}, op.data());
-  g.write<int32_t>("microbatch", {n}, mb.data());
-  g.write<int32_t>("chunk", {n}, chunk.data());
-  g.write<int32_t>("b_microbatch", {n}, b_mb.data());
-  g.write<double>("start_s", {n}, start.data());
-  g.write<double>("end_s", {n}, end.data());
-  g.set_attr("op_names", "0=F,1=B,2=B_input,3=W,4=F&B (b_microbatch: the overlapped backward's micro-batch)");
-}
-
 int list_hardware(const CommandContext& ctx) {
   for (const auto& name : sim::hardware_names()) {
     const sim::Hardware hw = sim::hardware_entry(name);
@@ -537,7 +514,7 @@ int cmd_plan(const std::vector<std::string>& raw_args, const CommandContext& ctx
                                        ctx.world_size);
     ResultsRun run = results->new_run("plan", opts.resolved());
     write_plan(run.group().group("plan"), r);
-    write_events(run.group(), r.events);
+    schedule::write_schedule_group(run.group(), r.schedule, r.simulated, "simulated");
     run.complete();
     ctx.print() << "wrote " << results->path() << "\n";
   }

@@ -253,7 +253,10 @@ PlanResult plan_step(const PlanConfig& c) {
                 n_of(OpKind::FB) * compute_pair;
   r.exposed_comm_s = rf.busy_s - r.compute_s;
   r.bubble_s = sim.makespan_s - rf.busy_s;
-  if (c.keep_events) r.events = std::move(sim.events);
+  if (c.keep_events) {
+    r.schedule = sched;
+    r.simulated = sim;  // a copy: the figures below still read sim
+  }
 
   // ---- 5. ZeRO-1 DP sync and the optimizer; 6. memory ----------------------
   for (const auto& p : pieces) r.total_params += p.non_expert + p.expert;

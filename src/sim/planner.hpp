@@ -102,7 +102,10 @@ struct PlanResult {
   double days = 0, gpu_hours = 0, gpu_hours_per_trillion = 0, cost_usd = 0;
   MemoryBreakdown memory;
   Calibration calibration;
-  std::vector<schedule::Event> events;  // with keep_events
+  // With keep_events: the simulated step (schedule and its timeline), written
+  // as the schedule/ group of a results file by schedule::write_schedule_group.
+  schedule::Schedule schedule;
+  schedule::SimResult simulated;
 };
 
 PlanResult plan_step(const PlanConfig& cfg);
