@@ -11,7 +11,8 @@
 // on the last stage with the shared embedding and head) and a sequence-wise
 // balance loss (α 0.05, large enough that its router-gate gradient is a
 // visible part of the total) on every MoE layer, the MTP module's included;
-// the main, MTP and balance losses are compared separately.
+// the main, MTP and balance losses are compared separately. DualPipeMtpDepth2BatchAux:
+// two chained MTP modules and the batch-wise loss.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -59,10 +60,10 @@ std::vector<MicroBatch> make_micro_batches(const ModelConfig& c, int count) {
   return out;
 }
 
-// MTP depth 1 (λ 0.3) and a sequence-wise balance loss (α 0.05).
-pipeline::ExtraLosses mtp_and_aux(const ModelConfig& cfg) {
+// MTP (λ 0.3) and a balance loss (α 0.05; sequence-wise unless told).
+pipeline::ExtraLosses mtp_and_aux(const ModelConfig& cfg, train::AuxLossKind kind = train::AuxLossKind::sequence) {
   train::BalanceConfig balance;
-  balance.aux_loss = train::AuxLossKind::sequence;
+  balance.aux_loss = kind;
   balance.aux_loss_coeff = 0.05;
   pipeline::ExtraLosses extra;
   extra.mtp_lambda = 0.3;
@@ -72,16 +73,19 @@ pipeline::ExtraLosses mtp_and_aux(const ModelConfig& cfg) {
   return extra;
 }
 
-void check(const Schedule& s, bool with_mtp_and_aux = false) {
+void check(const Schedule& s, bool with_mtp_and_aux = false, int mtp_depth = 1,
+           train::AuxLossKind aux = train::AuxLossKind::sequence) {
   SCOPED_TRACE(s.kind + " on " + std::to_string(s.num_ranks) + " ranks, " + std::to_string(s.num_stages) +
                " stages, " + std::to_string(s.num_microbatches) + " micro-batches" +
-               (with_mtp_and_aux ? ", MTP + sequence-wise aux loss" : ""));
+               (with_mtp_and_aux ? ", MTP depth " + std::to_string(mtp_depth) + " + " +
+                                       train::aux_loss_kind_name(aux) + " balance loss"
+                                 : ""));
   ModelConfig cfg = model_preset("v3-tiny");
-  cfg.num_nextn_predict_layers = with_mtp_and_aux ? 1 : 0;
+  cfg.num_nextn_predict_layers = with_mtp_and_aux ? mtp_depth : 0;
   cfg.num_hidden_layers = s.num_stages;
   const auto mbs = make_micro_batches(cfg, s.num_microbatches);
   ModelContext<float> ctx;
-  const pipeline::ExtraLosses extra = with_mtp_and_aux ? mtp_and_aux(cfg) : pipeline::ExtraLosses{};
+  const pipeline::ExtraLosses extra = with_mtp_and_aux ? mtp_and_aux(cfg, aux) : pipeline::ExtraLosses{};
 
   ModelParams<float> params(cfg, with_mtp_and_aux);
   params.init(5, 0.05);
@@ -145,6 +149,11 @@ TEST(PipelineModel, OneFOneBMtpAux) { check(make_1f1b(world_size(), 2 * world_si
 TEST(PipelineModel, ZeroBubbleH1MtpAux) { check(make_zb1p(world_size(), 2 * world_size()), true); }
 TEST(PipelineModel, DualPipeMtpAux) { check(make_dualpipe(world_size(), 2 * world_size()), true); }
 TEST(PipelineModel, DualPipeVMtpAux) { check(make_dualpipev(world_size(), 2 * world_size()), true); }
+// Two MTP modules chained on the last stage, and the batch-wise loss (one group per micro-batch,
+// as pipeline_reference groups it).
+TEST(PipelineModel, DualPipeMtpDepth2BatchAux) {
+  check(make_dualpipe(world_size(), 2 * world_size()), true, 2, train::AuxLossKind::batch);
+}
 
 TEST(PipelineModel, StageLayersCoverEveryLayerOnce) {
   for (int64_t L : {1, 2, 7, 61})
