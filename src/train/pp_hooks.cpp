@@ -99,9 +99,6 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   const int EP = ep_options.ep;
   MOE_CHECK(EP >= 1 && o.pp * EP == world) << "parallel.pp = " << o.pp << " x parallel.ep = " << EP << " needs mpirun -np "
                                            << o.pp * EP << " (the world has " << world << " ranks)";
-  MOE_CHECK(config.mtp_depth == 0) << "parallel.pp > 1: MTP is not pipelined yet (set model.mtp_depth = 0)";
-  MOE_CHECK(!config.balance.has_aux_loss())
-      << "parallel.pp > 1: auxiliary balance losses are not pipelined yet (use balance.method = aux_free or none)";
   MOE_CHECK(config.batch_size % EP == 0) << "data.batch_size (" << config.batch_size << ") must be a multiple of parallel.ep ("
                                          << EP << "): each pipeline replica trains on batch_size / EP sequences";
   const int64_t replica_rows = config.batch_size / EP;
@@ -136,7 +133,10 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   // This rank's communication figures summed over the steps: expert, pipeline, both.
   auto comm_run = std::make_shared<std::array<parallel::CommFigures, 3>>();
   const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = true};
-  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options](
+  const MtpLambdaSchedule mtp_lambda = config.mtp_lambda;
+  const BalanceConfig balance = config.balance;
+  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options,
+                        mtp_lambda, balance](
                             ModelParams<float>& params, const Batch& batch, int64_t step, ResultsRun* run,
                             const ModelContext<float>& ctx) {
     const schedule::Schedule& s = *sched;
@@ -150,7 +150,15 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
       mbs[m].token_ids.assign(batch.inputs.begin() + at, batch.inputs.begin() + at + rows * S);
       mbs[m].targets.assign(batch.targets.begin() + at, batch.targets.begin() + at + rows * S);
     }
-    pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx);
+    pipeline::ExtraLosses extra;
+    extra.mtp_lambda = mtp_lambda.lambda(step);
+    if (balance.has_aux_loss()) {
+      const int64_t E = mcfg.n_routed_experts, K = mcfg.num_experts_per_tok;
+      extra.balance = [balance, E, K](MoeSaved<float>& moe, int64_t num_seqs, int64_t seq_len) {
+        return add_balance_loss(moe, balance, num_seqs, seq_len, E, K);
+      };
+    }
+    pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx, extra);
     *ep_traffic = parallel::TrafficStats{};
     MPI_Barrier(MPI_COMM_WORLD);
     const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe, exec_options);
@@ -163,12 +171,21 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
         for (float& g : p.grad.data) g /= static_cast<float>(EP);
 
     TrainHooks::StepOutput out;
-    double loss = stages.loss_sum();
-    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    out.losses.loss = out.losses.total = loss / (C * EP);
+    pipeline::LossSums sums = stages.loss_sums();  // main and MTP losses from the last stage, aux from every stage
+    pipeline::sum_losses(sums, MPI_COMM_WORLD);
+    sums *= 1.0 / (C * EP);
+    out.losses.loss = sums.loss;
+    out.losses.mtp_losses = sums.mtp;
+    for (double l : sums.mtp) out.losses.mtp_loss += extra.mtp_lambda / static_cast<double>(sums.mtp.size()) * l;
+    out.losses.total = sums.loss + out.losses.mtp_loss;
+    out.aux_loss = sums.aux;
     const int64_t E = mcfg.n_routed_experts;
-    for (int64_t l = 0; l < mcfg.num_hidden_layers; ++l) {
-      if (!params.layers[l].is_moe) continue;
+    std::vector<int64_t> moe_layers;  // main layers, then the MTP modules' (the loop's load/ rows)
+    for (const auto& b : params.layers)
+      if (b.is_moe) moe_layers.push_back(b.layer);
+    for (const auto& m : params.mtp)
+      if (m.block.is_moe) moe_layers.push_back(m.block.layer);
+    for (int64_t l : moe_layers) {
       std::vector<double> load(E, 0.0);
       auto it = stages.expert_loads().find(l);
       if (it != stages.expert_loads().end()) load = it->second;

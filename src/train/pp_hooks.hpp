@@ -6,7 +6,7 @@
 //   schedule  parallel.schedule (1f1b, zb1p, dualpipe, dualpipev, gpipe) on
 //             P ranks; the decoder layers are cut into its stages
 //             (pipeline::ModelStages: embedding on the first, norm + head +
-//             loss on the last; DualPipe: rank r holds stages r and P-1-r)
+//             loss + MTP on the last; DualPipe: rank r holds stages r and P-1-r)
 //             and schedule::execute runs it with non-blocking point-to-point
 //   grads     each rank holds the full parameters and accumulates only its
 //             stages'; one world all-reduce (sum) after the schedule gives
@@ -29,9 +29,12 @@
 //             = false runs the halves one after the other (the ablation)
 //   PP x EP   parallel.ep = EP > 1 (or 0: world / PP) runs EP pipeline
 //             replicas on PP x EP ranks (see pp_train_hooks)
-//   limits    no MTP (model.mtp_depth = 0), no auxiliary balance loss
-//             (aux-loss-free balancing works);
-//             evaluation runs the whole model on every rank; W ops run the
+//   losses    MTP (model.mtp_depth > 0) on the last stage with the shared
+//             embedding and head, weighted by mtp.lambda at the step; the
+//             auxiliary balance losses computed by the stage holding each
+//             MoE layer (sequence-wise: the same as one process; batch-wise:
+//             per micro-batch); logged losses summed over the ranks
+//   limits    evaluation runs the whole model on every rank; W ops run the
 //             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
 #pragma once
 

@@ -2,9 +2,10 @@
 # moelab train with parallel.pp = 2 and 4, and PP = 2 x EP = 2 (issue 6): for each schedule the
 # pipelined run's per-step losses, gradient norms and MaxVio equal the
 # single-process run's to the 4 printed decimals (3 steps of v3-tiny,
-# aux-free balancing, no MTP), and the results file holds the measured
-# timeline (schedule/events, one row per op) with the sim-vs-measured
-# attributes. Bad pipeline settings end the job with one clear error.
+# aux-free balancing, no MTP; then with MTP depth 1 and the sequence-wise
+# balance loss), and the results file holds the measured timeline
+# (schedule/events, one row per op) with the sim-vs-measured attributes.
+# Bad pipeline settings end the job with one clear error.
 set -u
 mpiexec=$1; flags=$2; moelab=$3; python=$4; corpus=$5
 fail() { echo "FAIL: $*"; exit 1; }
@@ -60,8 +61,37 @@ rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "DualPipe with 2 micro-batches on 2 ranks gave status $rc: $err"
 n=$(grep -c "error:" <<<"$err"); [ "$n" -eq 1 ] || fail "expected one error line, got $n: $err"
 echo "ok: bad micro-batch count: $(grep error: <<<"$err")"
-err=$(timeout 60 "$mpiexec" -np 2 $flags "$moelab" train "${args[@]}" --set parallel.pp=2 --set model.mtp_depth=1 \
-      --set output.out=$tmp/bad.h5 2>&1)
-[ $? -ne 0 ] && grep -q "MTP is not pipelined" <<<"$err" || fail "MTP with pp: $err"
-echo "ok: MTP refused"
+# MTP (depth 1, on the last stage with the shared embedding and head) and the sequence-wise balance
+# loss (balance.method v3: bias + complementary loss, α raised to 0.01 so its figure shows) under
+# PP = 2 and PP = 2 x EP = 2: per-step loss, MTP loss, aux loss, |g| and MaxVio equal one process's.
+margs=("${args[@]}" --set model.mtp_depth=1 --set balance.method=v3 --set balance.aux_loss_coeff=0.01)
+mref=$(timeout 60 "$moelab" train "${margs[@]}" --set output.out=$tmp/mref.h5 2>&1) || fail "single process MTP+aux: $mref"
+mref_steps=$(steps <<<"$mref")
+grep -q " mtp .* aux " <<<"$mref_steps" || fail "no mtp/aux figures in: $mref_steps"
+for kind in 1f1b zb1p dualpipe dualpipev; do
+  out=$(timeout 60 "$mpiexec" -np 2 $flags "$moelab" train "${margs[@]}" --set parallel.pp=2 \
+        --set parallel.schedule=$kind --set output.out=$tmp/mtp_$kind.h5 2>&1) || fail "MTP+aux np=2 $kind: $out"
+  [ "$(steps <<<"$out")" = "$mref_steps" ] || fail "MTP+aux np=2 $kind: steps differ from one process:
+$(steps <<<"$out")
+vs
+$mref_steps"
+  echo "ok: MTP + aux loss, np=2 $kind equals one process"
+done
+"$python" - "$tmp/mref.h5" "$tmp/mtp_dualpipe.h5" <<'PY' || fail "MTP+aux results differ"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["runs/train"] for p in sys.argv[1:])
+for k in ("train/loss", "train/mtp_loss", "train/aux_loss", "load/expert_tokens"):
+    x, y = a[k][:], b[k][:]
+    assert x.shape == y.shape and np.allclose(x, y, rtol=1e-5, atol=1e-9), (k, x, y)
+assert (a["train/aux_loss"][:] > 0).all() and (a["train/mtp_loss"][:] > 0).all()
+assert len(a["load"].attrs["layer_ids"]) == 2  # layer 1 and the MTP module's layer 2
+PY
+echo "ok: MTP + aux loss results file (loss, mtp_loss, aux_loss, loads of the MTP layer) equal one process"
+out=$(timeout 60 "$mpiexec" -np 4 $flags "$moelab" train "${margs[@]}" --set parallel.pp=2 --set parallel.ep=2 \
+      --set parallel.schedule=dualpipe --set output.out=$tmp/mtp_ppep.h5 2>&1) || fail "MTP+aux PP2xEP2: $out"
+[ "$(steps <<<"$out")" = "$mref_steps" ] || fail "MTP+aux PP2xEP2: steps differ from one process:
+$(steps <<<"$out")
+vs
+$mref_steps"
+echo "ok: MTP + aux loss, PP=2 x EP=2 dualpipe equals one process"
 echo "1 passed, 0 failed"
