@@ -43,15 +43,16 @@ ctx::fiber make_task(Pair& pair, int i, const std::function<void()>& fn) {
 
 }  // namespace
 
-void OverlapPair::run(const std::function<void()>& a, const std::function<void()>& b) {
+int OverlapPair::run(const std::function<void()>& a, const std::function<void()>& b) {
   Pair pair;
   Pair* outer = tls_pair;
   tls_pair = &pair;
   pair.task[0] = make_task(pair, 0, a);
   pair.task[1] = make_task(pair, 1, b);
-  int turn = 0;
+  int turn = 0, resumes = 0;
   while (!pair.done[0] || !pair.done[1]) {
     if (!pair.done[turn]) {
+      ++resumes;
       pair.running = turn;
       pair.task[turn] = std::move(pair.task[turn]).resume();
       pair.running = -1;
@@ -61,6 +62,7 @@ void OverlapPair::run(const std::function<void()>& a, const std::function<void()
   tls_pair = outer;
   if (pair.error[0]) std::rethrow_exception(pair.error[0]);
   if (pair.error[1]) std::rethrow_exception(pair.error[1]);
+  return resumes - 2;  // each task's first start is not a switch
 }
 
 void OverlapPair::yield_turn() {

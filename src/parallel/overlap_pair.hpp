@@ -28,8 +28,9 @@ namespace moelab::parallel {
 class OverlapPair {
  public:
   // Runs both to completion, a first; rethrows the first exception (a's,
-  // then b's) once both have ended.
-  static void run(const std::function<void()>& a, const std::function<void()>& b);
+  // then b's) once both have ended. Returns how many times a task handed over
+  // at a wait (0: a ran to its end, then b to its end).
+  static int run(const std::function<void()>& a, const std::function<void()>& b);
 
   // From inside a task: let the other task run until it waits or ends. A
   // no-op outside run() and once the other task has ended.

@@ -55,6 +55,27 @@ $ref_steps"
   echo "ok: PP=2 x EP=2 $kind equals one process"
 done
 
+# F&B overlap: DualPipe's halves interleaved (default) or one after the other give the same steps;
+# both measure the communication hidden behind computation, per world rank.
+out=$(timeout 60 "$mpiexec" -np 4 $flags "$moelab" train "${args[@]}" --set parallel.pp=2 --set parallel.ep=2 \
+      --set parallel.schedule=dualpipe --set parallel.overlap=false --set output.out=$tmp/ppep_sequential.h5 2>&1) ||
+  fail "PP2xEP2 dualpipe without overlap: $out"
+[ "$(steps <<<"$out")" = "$ref_steps" ] || fail "PP2xEP2 dualpipe without overlap: steps differ from one process"
+grep -q "F&B halves one after the other" <<<"$out" || fail "no communication table without overlap: $out"
+for f in ppep_dualpipe ppep_sequential; do
+  "$python" - "$tmp/$f.h5" <<'PY' || fail "$f: communication attributes"
+import sys, h5py
+a = h5py.File(sys.argv[1], "r")["runs/train/schedule"].attrs
+for k in ("expert", "pipeline", "total"):
+    assert len(a[f"comm_{k}_s"]) == 4 and all(x > 0 for x in a[f"comm_{k}_s"]), (k, a[f"comm_{k}_s"])
+    assert all(0 <= h <= 1 for h in a[f"comm_{k}_hidden_fraction"]), (k, a[f"comm_{k}_hidden_fraction"])
+    assert all(e <= c + 1e-9 for e, c in zip(a[f"comm_{k}_exposed_s"], a[f"comm_{k}_s"]))
+print(f"  {sys.argv[1].split('/')[-1]}: overlapped={a['comm_fb_overlapped']}, expert comm hidden "
+      f"{100 * a['comm_expert_hidden_fraction_all_ranks']:.1f}%, all comm hidden {100 * a['comm_total_hidden_fraction_all_ranks']:.1f}%")
+PY
+done
+echo "ok: PP=2 x EP=2 dualpipe with and without F&B overlap equal one process; hidden communication measured"
+
 err=$(timeout 60 "$mpiexec" -np 2 $flags "$moelab" train "${args[@]}" --set parallel.pp=2 --set parallel.schedule=dualpipe \
       --set data.batch_size=2 --set output.out=$tmp/bad.h5 2>&1)
 rc=$?

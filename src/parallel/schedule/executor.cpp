@@ -76,7 +76,7 @@ class RankRunner {
         case OpKind::W: stages_.backward_weight(op.microbatch, op.stage); break;
         case OpKind::FB:
           if (overlap_) {
-            parallel::OverlapPair::run(forward, [&] { backward(false); });
+            out.fb_switches += parallel::OverlapPair::run(forward, [&] { backward(false); });
           } else {
             forward();
             backward(false);

@@ -56,8 +56,8 @@
 //   - expert parallelism: each stage's RoutedExperts dispatch/combine runs on
 //     the EP communicator of that pipeline rank (a PP × EP layout splits
 //     MPI_COMM_WORLD into PP-rank and EP-rank communicators; `comm` here is
-//     the pipeline one), and forward_backward is where the F and B all-to-alls
-//     of two micro-batches are interleaved (DeepSeek-V3 Figure 4).
+//     the pipeline one); an F&B op interleaves the F and B all-to-alls of
+//     two micro-batches (Overlap above).
 //   - execute() returns per-rank events; gather_measured + write_schedule_group
 //     log them as schedule/events (source = measured), and mean_durations
 //     feeds the simulator for the sim-vs-measured comparison.
@@ -112,6 +112,7 @@ struct ExecuteResult {
   double wait_s = 0;          // time blocked in pipeline receives before ops
   bool overlapped = false;       // F&B halves interleaved (options.overlap)
   bool progress_thread = false;  // options.progress_thread and MPI_THREAD_MULTIPLE
+  int64_t fb_switches = 0;       // F&B halves handing over to each other (OverlapPair::run)
   // Communication of this step: [0] expert-parallel all-to-alls, [1]
   // pipeline point-to-point; comm_total counts time with either in flight once.
   parallel::CommFigures comm[parallel::kNumCommClasses];
