@@ -9,10 +9,17 @@
 #include <cstdio>
 #include <optional>
 
+#include "backend/device.hpp"
+#ifdef MOELAB_HAVE_CUDA
+#include "backend/cuda/experts.hpp"
+#include "backend/cuda/host_gemm.hpp"
+#endif
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include <mpi.h>
 
+#include "core/error.hpp"
+#include "model/linear.hpp"
 #include "parallel/topology.hpp"
 #include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
@@ -28,11 +35,31 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "split (eval/: main-model loss, per domain; MaxVio_global; expert load by domain).\n"
                       "The corpus is built by scripts/prepare_corpus.sh (data/corpus.h5).\n"
                       "INI sections: [model] [data] [train] [balance] [mtp] [output]; sweep lines run\n"
-                      "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.");
+                      "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.\n"
+                      "--device cuda (one process, model.precision fp32 or bf16) runs on the GPU: the routed\n"
+                      "experts' forward and backward (permute, gate/up/down GEMMs through cuBLAS, SwiGLU, weighted\n"
+                      "unpermute, their backward and weight gradients; activations stay on the GPU between the\n"
+                      "two) and the GEMMs of every dense linear (attention projections, dense and shared-expert\n"
+                      "MLPs, LM head, MTP projection: forward, dgrad and wgrad, operands copied per call). On the\n"
+                      "CPU stay: embeddings, RMSNorm, RoPE, attention scores/softmax, router, losses, balancing,\n"
+                      "gradient clipping and AdamW.");
+  opts.add()("device", po::value<std::string>()->default_value("cpu"),
+             "cpu, or cuda: routed experts (fwd+bwd) and dense linear GEMMs on the GPU, the rest on the CPU "
+             "(see above). Needs a GPU (exit 2 without one); one process, fp32 or bf16");
   train::declare_train_options(opts.add());
   train::declare_ep_train_options(opts.add());
   train::declare_pp_train_options(opts.add());
   if (!opts.parse(args, ctx)) return 0;
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
+  MOE_CHECK(device == Device::cpu || ctx.world_size == 1)
+      << "--device cuda trains in one process for now (expert/pipeline parallelism over NCCL is not wired into "
+         "training); run without mpirun or with --device cpu";
+#ifdef MOELAB_HAVE_CUDA
+  // Every dense linear's GEMMs go through cuBLAS for the whole command.
+  std::optional<LinearGemmScope> gpu_gemms;
+  if (device == Device::cuda) gpu_gemms.emplace(&cuda::host_gemm);
+#endif
 
   const std::vector<ConfigPairs> points = opts.sweep_points();
   std::shared_ptr<ResultsFile> results;
@@ -44,6 +71,9 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
   for (const ConfigPairs& point : points) {
     if (!point.empty()) opts.apply_point(point, ctx);
     const train::TrainConfig cfg = train::train_config_from(opts);
+    MOE_CHECK(device == Device::cpu || cfg.precision != "fp8")
+        << "--device cuda: model.precision fp8 is not on the GPU in training (fp32 or bf16; FP8 GEMMs on the GPU: "
+           "moelab fp8 gemm --device cuda)";
     std::string name = cfg.run_name;
     if (name.empty()) name = point.empty() ? "train" : point_label(point);
     if (!results && ctx.is_root())
@@ -65,6 +95,12 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     }
     if (pipelined)
       hooks = train::pp_train_hooks(cfg, pp, train::ep_train_options_from(opts, ctx.world_size / pp.pp), &ctx.print());
+#ifdef MOELAB_HAVE_CUDA
+    if (device == Device::cuda) {
+      hooks.setup_context = [](ModelContext<float>& c) { c.make_experts = cuda::cuda_experts_factory(); };
+      ctx.print() << "device: " << device_name(device) << " (routed experts and dense GEMMs on the GPU)\n";
+    }
+#endif
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
     if (ctx.world_size > 1 && !pipelined) {
