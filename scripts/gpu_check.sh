@@ -62,3 +62,9 @@ for suite in tests["testsuites"]:
         print(f"{suite['name'] + '.' + t['name']:<52} {result:<8} " + " ".join(f"{k}={v}" for k, v in props.items()))
 PY
 $build/experiments/micro/bench_experts_gpu --benchmark_min_time=0.2s || echo "gpu_check: bench_experts_gpu FAILED"
+
+# Expert parallelism over NCCL in training (2 ranks: needs 2 GPUs on this host,
+# else reported as skipped): the NCCL experts against the MPI/CPU ones, and
+# `mpirun -np 2 moelab train --device cuda --set parallel.ep=2` against --device cpu.
+cmake --build $build -j "$(nproc)" --target test_nccl_ep_experts 2>/dev/null || echo "gpu_check: no NCCL, test_nccl_ep_experts not built"
+(cd $build && ctest -R "nccl_ep_experts|train_cuda_ep" --output-on-failure) || echo "gpu_check: EP over NCCL in training FAILED"
