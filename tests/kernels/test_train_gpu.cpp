@@ -1,6 +1,6 @@
 // `moelab train --device cuda` against the CPU (issue 10): the GPU parts of a
 // training step each against their CPU twin, then one whole step.
-//   GpuGemm          cuda::host_gemm (kernels' gemm_f32 on host operands) vs
+//   GpuHostGemm      cuda::host_gemm (kernels' gemm_f32 on host operands) vs
 //                    cpu::gemm: all four transposes, leading dims > columns,
 //                    beta 0 and 0.5, fp32 and bf16
 //   GpuPermute       unpermute_backward vs cpu::unpermute_backward
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,7 @@ double scaled_error(const std::vector<float>& got, const std::vector<float>& ref
 
 }  // namespace
 
-TEST(GpuGemm, HostGemmMatchesCpuGemmForEveryTranspose) {
+TEST(GpuHostGemm, MatchesCpuGemmForEveryTranspose) {
   SKIP_WITHOUT_GPU();
   const int64_t m = 37, n = 45, k = 70;
   for (const auto precision : {cpu::GemmPrecision::fp32, cpu::GemmPrecision::bf16})
