@@ -38,21 +38,8 @@
 
 using namespace moelab;
 using test::max_rel_error;
+using test::max_scaled_error;
 using test::random_values;
-
-namespace {
-
-// max |got - ref| over the tensor, relative to the reference tensor's largest magnitude.
-double scaled_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    worst = std::max(worst, std::abs(double(got[i]) - ref[i]));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return scale > 0 ? worst / scale : worst;
-}
-
-}  // namespace
 
 TEST(GpuHostGemm, MatchesCpuGemmForEveryTranspose) {
   SKIP_WITHOUT_GPU();
@@ -135,11 +122,11 @@ TEST(CudaExperts, ForwardBackwardMatchLocalExperts) {
     gpu_experts.backward(dx_gpu, dw_gpu, dy);
     const std::string p = cpu::gemm_precision_name(precision);
     const double tol = precision == GemmPrecision::fp32 ? 1e-5 : 1e-2;
-    EXPECT_LT(scaled_error(y_gpu.data, y_cpu.data), tol) << p;
-    EXPECT_LT(scaled_error(dx_gpu.data, dx_cpu.data), tol) << p;
-    EXPECT_LT(scaled_error(dw_gpu.data, dw_cpu.data), tol) << p;
+    EXPECT_LT(max_scaled_error(y_gpu.data, y_cpu.data), tol) << p;
+    EXPECT_LT(max_scaled_error(dx_gpu.data, dx_cpu.data), tol) << p;
+    EXPECT_LT(max_scaled_error(dw_gpu.data, dw_cpu.data), tol) << p;
     for (size_t i = 0; i < store.size(); ++i) {
-      EXPECT_LT(scaled_error(gpu_store[i].grad.data, store[i].grad.data), tol) << p << " " << store[i].name;
+      EXPECT_LT(max_scaled_error(gpu_store[i].grad.data, store[i].grad.data), tol) << p << " " << store[i].name;
       if (i / 3 == static_cast<size_t>(E - 1)) {
         EXPECT_EQ(gpu_store[i].grad.data, store[i].grad.data);  // no rows: untouched
       }
@@ -203,7 +190,7 @@ void expect_step_matches(GemmPrecision precision, double grad_tol, double loss_t
   for (size_t i = 0; i < pc.size(); ++i) {
     double scale = 0;
     for (float g : pc[i].grad.data) scale = std::max(scale, double(std::abs(g)));
-    worst = std::max(worst, scaled_error(pg[i].grad.data, pc[i].grad.data));
+    worst = std::max(worst, max_scaled_error(pg[i].grad.data, pc[i].grad.data));
     EXPECT_TRUE(test::expect_close(p + " " + pc[i].name, pg[i].grad.data.data(), pc[i].grad.data.data(),
                                    static_cast<int64_t>(pc[i].grad.numel()), {grad_tol * scale + 1e-12, 1e-3}));
   }

@@ -15,18 +15,12 @@
 #include "backend/cuda/nccl.hpp"
 #include "core/rng.hpp"
 #include "parallel/ep_experts.hpp"
+#include "tests/kernels/gpu_test.hpp"
 
 namespace moelab::cuda {
 namespace {
 
-double scaled_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    worst = std::max(worst, std::abs(double(got[i]) - ref[i]));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return scale > 0 ? worst / scale : worst;
-}
+using test::max_scaled_error;
 
 struct Experts {
   std::deque<Param<float>> params;
@@ -74,11 +68,11 @@ TEST(NcclEpExperts, MatchMpiEpExperts) {
     b->forward(yb, x, idx, w);
     a->backward(dxa, dwa, dy);
     b->backward(dxb, dwb, dy);
-    EXPECT_LT(scaled_error(yb.data, ya.data), 1e-5);
-    EXPECT_LT(scaled_error(dxb.data, dxa.data), 1e-5);
-    EXPECT_LT(scaled_error(dwb.data, dwa.data), 1e-5);
+    EXPECT_LT(max_scaled_error(yb.data, ya.data), 1e-5);
+    EXPECT_LT(max_scaled_error(dxb.data, dxa.data), 1e-5);
+    EXPECT_LT(max_scaled_error(dwb.data, dwa.data), 1e-5);
     for (size_t i = 0; i < cpu_experts.params.size(); ++i)
-      EXPECT_LT(scaled_error(gpu_experts.params[i].grad.data, cpu_experts.params[i].grad.data), 1e-5)
+      EXPECT_LT(max_scaled_error(gpu_experts.params[i].grad.data, cpu_experts.params[i].grad.data), 1e-5)
           << cpu_experts.params[i].name;
   }
   EXPECT_EQ(gpu_sink->dispatch.bytes_sent_inter, cpu_sink->dispatch.bytes_sent_inter);
