@@ -10,6 +10,7 @@
 
 #include "kernels/shared/fp8.hpp"
 #include "kernels/shared/route.hpp"
+#include "kernels/shared/wire.hpp"
 
 namespace moelab::cuda {
 
@@ -123,5 +124,20 @@ void grouped_gemm_xwt(float* c, const float* a, const float* const* w, const int
 bool fp8_gemm_blockscaled_supported();
 void fp8_gemm_blockscaled(float* y, const uint8_t* a_codes, const float* a_scales, const uint8_t* w_codes,
                           const float* w_scales, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+// Expert-parallel wire records (kernels/shared/wire.hpp, the MPI path's
+// encoding): x [rows, hidden] -> rows of wire_payload_bytes(format, hidden) bytes
+// at out + r * ld_out; in (rows at in + r * ld_in) -> x [rows, hidden];
+// y [segments, hidden] (=) = sum over j in [offsets[s], offsets[s+1]) of the
+// decoded row slots[j], in that order (from 0, no FMA); dst [rows, rec] =
+// src records index[r] (bytes).
+void wire_encode_rows(uint8_t* out, int64_t ld_out, const float* x, int64_t rows, int64_t hidden,
+                      shared::WireFormat format, cudaStream_t stream);
+void wire_decode_rows(float* x, const uint8_t* in, int64_t ld_in, int64_t rows, int64_t hidden,
+                      shared::WireFormat format, cudaStream_t stream);
+void wire_segment_sum(float* y, const uint8_t* in, int64_t ld_in, shared::WireFormat format, const int32_t* slots,
+                      const int64_t* offsets, int64_t segments, int64_t hidden, cudaStream_t stream);
+void gather_records(uint8_t* dst, const uint8_t* src, const int32_t* index, int64_t rows, int64_t rec,
+                    cudaStream_t stream);
 
 }  // namespace moelab::cuda

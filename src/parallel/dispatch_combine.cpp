@@ -45,6 +45,22 @@ std::vector<Assignment> local_assignments(const Received& recv, const Topology& 
 
 int64_t dispatch_header_bytes(int top_k) { return 8 + 8 * int64_t(top_k); }
 
+void write_dispatch_header(uint8_t* out, int32_t src_rank, int32_t src_token, const int32_t* topk_idx,
+                           const float* topk_weight, int top_k) {
+  const int32_t src[2] = {src_rank, src_token};
+  std::memcpy(out, src, 8);
+  std::memcpy(out + 8, topk_idx, 4 * top_k);
+  std::memcpy(out + 8 + 4 * top_k, topk_weight, 4 * top_k);
+}
+
+void read_dispatch_header(const uint8_t* in, int top_k, int32_t* src_rank, int32_t* src_token, int32_t* topk_idx,
+                          float* topk_weight) {
+  std::memcpy(src_rank, in, 4);
+  std::memcpy(src_token, in + 4, 4);
+  std::memcpy(topk_idx, in + 8, 4 * top_k);
+  std::memcpy(topk_weight, in + 8 + 4 * top_k, 4 * top_k);
+}
+
 void count_link_traffic(const Topology& topo, const std::vector<int>& sent, const std::vector<int>& got, int64_t rec,
                         LinkCounters& c) {
   for (int p = 0; p < topo.ep; ++p) {
@@ -59,18 +75,58 @@ void count_link_traffic(const Topology& topo, const std::vector<int>& sent, cons
 
 std::vector<std::vector<int64_t>> direct_send_lists(const Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
                                                     int top_k) {
+  return dispatch_send_lists(topo, DispatchMode::direct, topk_idx, num_tokens, top_k);
+}
+
+std::vector<std::vector<int64_t>> dispatch_send_lists(const Topology& topo, DispatchMode mode, const int32_t* topk_idx,
+                                                      int64_t num_tokens, int top_k, TrafficStats* stats) {
+  const bool two_hop = mode == DispatchMode::two_hop;
   std::vector<std::vector<int64_t>> lists(topo.ep);
-  std::vector<char> hit(topo.ep);
+  std::vector<char> rank_hit(topo.ep), node_hit(topo.num_nodes());
   for (int64_t t = 0; t < num_tokens; ++t) {
-    std::fill(hit.begin(), hit.end(), 0);
+    std::fill(rank_hit.begin(), rank_hit.end(), 0);
+    std::fill(node_hit.begin(), node_hit.end(), 0);
     for (int k = 0; k < top_k; ++k) {
       const int32_t e = topk_idx[t * top_k + k];
       MOE_CHECK(e >= 0 && e < topo.num_experts)
           << "token " << t << " slot " << k << " routes to expert " << e << ", outside [0, " << topo.num_experts << ")";
-      hit[topo.rank_of_expert(e)] = 1;
+      rank_hit[topo.rank_of_expert(e)] = 1;
+      node_hit[topo.node_of_expert(e)] = 1;
     }
+    int nodes = 0;
+    for (int n = 0; n < topo.num_nodes(); ++n) {
+      if (!node_hit[n]) continue;
+      ++nodes;
+      if (two_hop) lists[topo.rank_at(n, topo.local_index(topo.ep_rank))].push_back(t);
+    }
+    int ranks = 0;
+    for (int d = 0; d < topo.ep; ++d) {
+      if (!rank_hit[d]) continue;
+      ++ranks;
+      if (!two_hop) lists[d].push_back(t);
+    }
+    if (stats) {
+      stats->token_rank_pairs += ranks;
+      stats->token_node_pairs += nodes;
+      stats->nodes_per_token_max = std::max(stats->nodes_per_token_max, nodes);
+    }
+  }
+  if (stats) stats->tokens += num_tokens;
+  return lists;
+}
+
+std::vector<std::vector<int64_t>> relay_send_lists(const Topology& topo, const uint8_t* records, int64_t rec,
+                                                   int64_t rows, int top_k) {
+  std::vector<std::vector<int64_t>> lists(topo.ep);
+  std::vector<char> rank_hit(topo.ep);
+  std::vector<int32_t> ids(top_k);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(ids.data(), records + r * rec + 8, 4 * top_k);
+    std::fill(rank_hit.begin(), rank_hit.end(), 0);
+    for (int k = 0; k < top_k; ++k)
+      if (topo.node_of_expert(ids[k]) == topo.my_node()) rank_hit[topo.rank_of_expert(ids[k])] = 1;
     for (int d = 0; d < topo.ep; ++d)
-      if (hit[d]) lists[d].push_back(t);
+      if (rank_hit[d]) lists[d].push_back(r);
   }
   return lists;
 }
@@ -259,44 +315,16 @@ const Received& Dispatcher::dispatch(const float* x, const int32_t* topk_idx, co
   const int K = top_k;
   const int64_t head = header_bytes(K), pay = m.payload_bytes(m.opt.dispatch_format), rec = head + pay;
 
-  // ---- plan: distinct destination ranks and nodes of every token ----
-  std::vector<std::vector<int64_t>> lists(topo.ep);
-  std::vector<char> rank_hit(topo.ep), node_hit(topo.num_nodes());
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    std::fill(rank_hit.begin(), rank_hit.end(), 0);
-    std::fill(node_hit.begin(), node_hit.end(), 0);
-    for (int k = 0; k < K; ++k) {
-      const int32_t e = topk_idx[t * K + k];
-      MOE_CHECK(e >= 0 && e < topo.num_experts)
-          << "token " << t << " slot " << k << " routes to expert " << e << ", outside [0, " << topo.num_experts << ")";
-      rank_hit[topo.rank_of_expert(e)] = 1;
-      node_hit[topo.node_of_expert(e)] = 1;
-    }
-    int nodes = 0;
-    for (int n = 0; n < topo.num_nodes(); ++n) {
-      if (!node_hit[n]) continue;
-      ++nodes;
-      if (m.two_hop()) lists[topo.rank_at(n, topo.local_index(topo.ep_rank))].push_back(t);
-    }
-    for (int d = 0; d < topo.ep; ++d) {
-      if (!rank_hit[d]) continue;
-      ++m.stats.token_rank_pairs;
-      if (!m.two_hop()) lists[d].push_back(t);
-    }
-    m.stats.token_node_pairs += nodes;
-    m.stats.nodes_per_token_max = std::max(m.stats.nodes_per_token_max, nodes);
-  }
-  m.stats.tokens += num_tokens;
+  // ---- plan: the first exchange's lists and the token figures ----
+  const std::vector<std::vector<int64_t>> lists =
+      dispatch_send_lists(topo, m.opt.mode, topk_idx, num_tokens, K, &m.stats);
   m.ex1.build(topo, lists);
 
   // ---- encode every token once: header + payload ----
   std::vector<uint8_t> records(num_tokens * rec);
   for (int64_t t = 0; t < num_tokens; ++t) {
     uint8_t* r = &records[t * rec];
-    const int32_t src[2] = {topo.ep_rank, static_cast<int32_t>(t)};
-    std::memcpy(r, src, 8);
-    std::memcpy(r + 8, topk_idx + t * K, 4 * K);
-    std::memcpy(r + 8 + 4 * K, topk_weight + t * K, 4 * K);
+    write_dispatch_header(r, topo.ep_rank, static_cast<int32_t>(t), topk_idx + t * K, topk_weight + t * K, K);
     wire_encode(m.opt.dispatch_format, x + t * hidden, hidden, r + head);
   }
 
@@ -307,17 +335,7 @@ const Received& Dispatcher::dispatch(const float* x, const int32_t* topk_idx, co
     std::vector<uint8_t> relay;
     m.ex1.forward(records.data(), rec, relay, m.stats.dispatch);
     // The relay forwards each row to the ranks of its node hosting the token's experts.
-    std::vector<std::vector<int64_t>> lists2(topo.ep);
-    std::vector<int32_t> ids(K);
-    for (int64_t r = 0; r < m.ex1.total_recv; ++r) {
-      std::memcpy(ids.data(), &relay[r * rec + 8], 4 * K);
-      std::fill(rank_hit.begin(), rank_hit.end(), 0);
-      for (int k = 0; k < K; ++k)
-        if (topo.node_of_expert(ids[k]) == topo.my_node()) rank_hit[topo.rank_of_expert(ids[k])] = 1;
-      for (int d = 0; d < topo.ep; ++d)
-        if (rank_hit[d]) lists2[d].push_back(r);
-    }
-    m.ex2.build(topo, lists2);
+    m.ex2.build(topo, relay_send_lists(topo, relay.data(), rec, m.ex1.total_recv, K));
     m.ex2.forward(relay.data(), rec, final_records, m.stats.dispatch);
   }
 
@@ -334,12 +352,7 @@ const Received& Dispatcher::dispatch(const float* x, const int32_t* topk_idx, co
   out.topk_weight.assign(R * K, 0.0f);
   for (int64_t r = 0; r < R; ++r) {
     const uint8_t* p = &final_records[r * rec];
-    int32_t src[2];
-    std::memcpy(src, p, 8);
-    out.src_rank[r] = src[0];
-    out.src_token[r] = src[1];
-    std::memcpy(&out.topk_idx[r * K], p + 8, 4 * K);
-    std::memcpy(&out.topk_weight[r * K], p + 8 + 4 * K, 4 * K);
+    read_dispatch_header(p, K, &out.src_rank[r], &out.src_token[r], &out.topk_idx[r * K], &out.topk_weight[r * K]);
     wire_decode(m.opt.dispatch_format, p + head, hidden, &out.x[r * hidden]);
     for (int k = 0; k < K; ++k) m.stats.expert_load += topo.is_local_expert(out.topk_idx[r * K + k]);
   }

@@ -140,11 +140,29 @@ class Dispatcher {
 // ---- the plan and accounting, shared with other transports (NCCL) ----
 // Bytes of a dispatch record's header (src rank, token, K ids, K weights).
 int64_t dispatch_header_bytes(int top_k);
+// A dispatch record's header: src rank, src token, K expert ids, K weights.
+void write_dispatch_header(uint8_t* out, int32_t src_rank, int32_t src_token, const int32_t* topk_idx,
+                           const float* topk_weight, int top_k);
+void read_dispatch_header(const uint8_t* in, int top_k, int32_t* src_rank, int32_t* src_token, int32_t* topk_idx,
+                          float* topk_weight);
 // Direct mode's routing of one dispatch: per EP rank, the local tokens sent
 // to it (ascending; a token once per destination rank) - the lists the MPI
 // Dispatcher sends in that order.
 std::vector<std::vector<int64_t>> direct_send_lists(const Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
                                                     int top_k);
+// The first exchange of one dispatch in `mode`: per EP rank, the local tokens
+// sent to it, ascending (direct: a token once per destination rank; two_hop:
+// once per target node, to the relay of that node with this rank's in-node
+// index). Adds the token figures (tokens, token_rank_pairs, token_node_pairs,
+// nodes_per_token_max) to *stats when given. The MPI Dispatcher's plan.
+std::vector<std::vector<int64_t>> dispatch_send_lists(const Topology& topo, DispatchMode mode, const int32_t* topk_idx,
+                                                      int64_t num_tokens, int top_k, TrafficStats* stats = nullptr);
+// two_hop's second exchange at a relay: per EP rank, the relayed rows it
+// forwards there (ascending; a row once per rank of this node hosting one of
+// its token's experts). records [rows, rec] are dispatch records (their
+// header's expert ids are read; dispatch_header_bytes(top_k) <= rec).
+std::vector<std::vector<int64_t>> relay_send_lists(const Topology& topo, const uint8_t* records, int64_t rec,
+                                                   int64_t rows, int top_k);
 // Accounts one exchange of sent[p] / got[p] records of `rec` bytes to / from
 // each EP rank p in c (the rank itself crosses no link): what the Dispatcher
 // counts per all-to-all.

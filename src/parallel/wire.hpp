@@ -6,15 +6,21 @@
 //   fp8   H codes (E4M3, 1 byte each) then ceil(H/128) FP32 scales, one per
 //         1x128 tile (kernels/shared/fp8_quant.hpp, the numerics quantizer's
 //         arithmetic; decode = code * scale in FP32, as numerics::dequantize)
-// The bytes counted by the traffic figures are these encoded sizes.
+// The bytes counted by the traffic figures are these encoded sizes. The
+// per-tile encoding and per-value decoding are kernels/shared/wire.hpp's
+// __host__ __device__ functions, which the NCCL path's kernels call too.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "kernels/shared/wire.hpp"
+
 namespace moelab::parallel {
 
-enum class WireFormat { fp32, bf16, fp8 };
+// The single-source enum (kernels/shared/wire.hpp), so the NCCL path's
+// kernels take the same values.
+using WireFormat = shared::WireFormat;
 
 std::string wire_format_name(WireFormat f);            // "fp32" | "bf16" | "fp8"
 WireFormat parse_wire_format(const std::string& name);  // throws on anything else

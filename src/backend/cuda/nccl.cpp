@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/device_array.hpp"
 #include "core/error.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
@@ -14,31 +15,9 @@ namespace {
 
 void mpi_check(int rc, const char* what) { MOE_CHECK(rc == MPI_SUCCESS) << what << " failed (MPI error " << rc << ")"; }
 
-// Device memory that only grows (cudaMalloc, no managed memory).
-struct DeviceArray {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ~DeviceArray() {
-    if (ptr) cudaFree(ptr);
-  }
-  void* reserve(size_t n) {
-    if (n > bytes) {
-      if (ptr) MOE_CUDA_CHECK(cudaFree(ptr));
-      ptr = nullptr;
-      MOE_CUDA_CHECK(cudaMalloc(&ptr, n));
-      bytes = n;
-    }
-    return ptr;
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr);
-  }
-};
-
 template <typename T>
-T* upload(DeviceArray& a, const std::vector<T>& host, cudaStream_t stream) {
-  T* d = static_cast<T*>(a.reserve(std::max<size_t>(1, host.size()) * sizeof(T)));
+T* upload_async(DeviceArray<T>& a, const std::vector<T>& host, cudaStream_t stream) {
+  T* d = a.reserve(static_cast<int64_t>(host.size()));
   if (!host.empty()) MOE_CUDA_CHECK(cudaMemcpyAsync(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
   return d;
 }
@@ -128,79 +107,157 @@ void NcclComm::all_reduce_sum(float* buf, int64_t count, cudaStream_t stream) co
 
 // ---- the plan ----
 
-NcclDispatchPlan NcclDispatchPlan::build(const parallel::Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
-                                         int top_k) {
-  NcclDispatchPlan plan;
-  const auto lists = parallel::direct_send_lists(topo, topk_idx, num_tokens, top_k);
-  plan.send_rows.assign(topo.ep, 0);
-  plan.recv_rows.assign(topo.ep, 0);
+NcclExchange NcclExchange::build(const parallel::Topology& topo, const std::vector<std::vector<int64_t>>& lists,
+                                 int64_t rows) {
+  NcclExchange ex;
+  ex.send_rows.assign(topo.ep, 0);
+  ex.recv_rows.assign(topo.ep, 0);
   for (int p = 0; p < topo.ep; ++p) {
-    plan.send_rows[p] = static_cast<int>(lists[p].size());
-    for (int64_t t : lists[p]) plan.send_src.push_back(static_cast<int32_t>(t));
+    ex.send_rows[p] = static_cast<int>(lists[p].size());
+    for (int64_t t : lists[p]) ex.send_src.push_back(static_cast<int32_t>(t));
   }
-  mpi_check(MPI_Alltoall(plan.send_rows.data(), 1, MPI_INT, plan.recv_rows.data(), 1, MPI_INT, topo.ep_comm()),
+  mpi_check(MPI_Alltoall(ex.send_rows.data(), 1, MPI_INT, ex.recv_rows.data(), 1, MPI_INT, topo.ep_comm()),
             "MPI_Alltoall of the row counts");
-  plan.total_send = static_cast<int64_t>(plan.send_src.size());
-  for (int c : plan.recv_rows) plan.total_recv += c;
+  ex.total_send = static_cast<int64_t>(ex.send_src.size());
+  for (int c : ex.recv_rows) ex.total_recv += c;
+  ex.offsets.assign(rows + 1, 0);
+  for (int32_t t : ex.send_src) ++ex.offsets[t + 1];
+  for (int64_t t = 0; t < rows; ++t) ex.offsets[t + 1] += ex.offsets[t];
+  ex.slots.assign(ex.total_send, 0);
+  std::vector<int64_t> fill(ex.offsets.begin(), ex.offsets.end() - 1);
+  for (int64_t i = 0; i < ex.total_send; ++i) ex.slots[fill[ex.send_src[i]]++] = static_cast<int32_t>(i);
+  return ex;
+}
+
+void NcclExchange::count_forward(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const {
+  parallel::count_link_traffic(topo, send_rows, recv_rows, rec, c);
+}
+
+void NcclExchange::count_reverse(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const {
+  parallel::count_link_traffic(topo, recv_rows, send_rows, rec, c);
+}
+
+NcclDispatchPlan NcclDispatchPlan::begin(const parallel::Topology& topo, parallel::DispatchMode mode,
+                                         const int32_t* topk_idx, int64_t num_tokens, int top_k,
+                                         parallel::TrafficStats* stats) {
+  NcclDispatchPlan plan;
+  plan.mode = mode;
+  plan.hop1 =
+      NcclExchange::build(topo, parallel::dispatch_send_lists(topo, mode, topk_idx, num_tokens, top_k, stats), num_tokens);
   return plan;
 }
 
-void NcclDispatchPlan::account(const parallel::Topology& topo, const int32_t* topk_idx, int64_t num_tokens, int top_k,
-                               int64_t hidden, bool with_combine, parallel::TrafficStats& stats) const {
-  std::vector<char> rank_hit(topo.ep), node_hit(topo.num_nodes());
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    std::fill(rank_hit.begin(), rank_hit.end(), 0);
-    std::fill(node_hit.begin(), node_hit.end(), 0);
-    for (int k = 0; k < top_k; ++k) {
-      rank_hit[topo.rank_of_expert(topk_idx[t * top_k + k])] = 1;
-      node_hit[topo.node_of_expert(topk_idx[t * top_k + k])] = 1;
-    }
-    int nodes = 0;
-    for (char h : node_hit) nodes += h;
-    for (char h : rank_hit) stats.token_rank_pairs += h;
-    stats.token_node_pairs += nodes;
-    stats.nodes_per_token_max = std::max(stats.nodes_per_token_max, nodes);
-  }
-  stats.tokens += num_tokens;
-  stats.rows_received += total_recv;
-  const int64_t pay = parallel::wire_row_bytes(parallel::WireFormat::fp32, hidden);
-  parallel::count_link_traffic(topo, send_rows, recv_rows, parallel::dispatch_header_bytes(top_k) + pay,
-                               stats.dispatch);
-  if (with_combine) parallel::count_link_traffic(topo, recv_rows, send_rows, pay, stats.combine);
+void NcclDispatchPlan::relay(const parallel::Topology& topo, const uint8_t* headers, int64_t stride, int top_k) {
+  MOE_CHECK(two_hop()) << "NcclDispatchPlan::relay in direct mode";
+  hop2 = NcclExchange::build(topo, parallel::relay_send_lists(topo, headers, stride, hop1.total_recv, top_k),
+                             hop1.total_recv);
 }
 
-void NcclDispatchPlan::account_backward(const parallel::Topology& topo, int top_k, int64_t hidden,
-                                        parallel::TrafficStats& stats) const {
-  const int64_t pay = parallel::wire_row_bytes(parallel::WireFormat::fp32, hidden);
-  parallel::count_link_traffic(topo, send_rows, recv_rows, pay, stats.dispatch);
-  parallel::count_link_traffic(topo, recv_rows, send_rows, pay + 4 * int64_t(top_k), stats.combine);
+void NcclDispatchPlan::count_forward(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const {
+  hop1.count_forward(topo, rec, c);
+  if (two_hop()) hop2.count_forward(topo, rec, c);
+}
+
+void NcclDispatchPlan::count_reverse(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const {
+  if (two_hop()) hop2.count_reverse(topo, rec, c);
+  hop1.count_reverse(topo, rec, c);
 }
 
 // ---- the dispatcher ----
 
+namespace {
+
+// An exchange's index arrays on the device.
+struct DeviceHop {
+  DeviceArray<int32_t> src, slots;
+  DeviceArray<int64_t> offsets;
+  void upload(const NcclExchange& ex, cudaStream_t stream) {
+    upload_async(src, ex.send_src, stream);
+    upload_async(slots, ex.slots, stream);
+    upload_async(offsets, ex.offsets, stream);
+  }
+};
+
+}  // namespace
+
 struct NcclDispatcher::Impl {
   parallel::Topology topo;
   const NcclComm* comm = nullptr;
+  parallel::DispatchOptions opt;
   parallel::TrafficStats stats;
   NcclDispatchPlan plan;
   int64_t tokens = 0, hidden = 0;
   int top_k = 0;
   bool planned = false;
   DeviceReceived recv;
-  // Device scratch: send rows, received rows, headers both ways, combine.
-  DeviceArray send_rows, recv_rows, send_head, recv_head, index, offsets, back;
-  // Combine: the send slots of each token, ascending (CSR).
-  std::vector<int32_t> slots;
-  std::vector<int64_t> slot_offsets;
-  // Backward scratch: combine_grad's packed [rows, H + K] both ways and its [T, H + K] sum.
-  DeviceArray grad_send, grad_back, grad_sum;
+  DeviceHop hop1, hop2;
+  // Device scratch: records before, between and after the hops; rows back.
+  DeviceArray<uint8_t> records, send, relayed, arrived, back1, back2;
+  DeviceArray<float> rows, node_sum;
+  std::vector<uint8_t> host_head;  // headers on their way to / from the device
+
+  // src [rows, rec] (indexed by the exchange's send_src) -> out [total_recv, rec].
+  uint8_t* forward(const NcclExchange& ex, const DeviceHop& d, const uint8_t* src, int64_t rec,
+                   DeviceArray<uint8_t>& out, cudaStream_t stream) {
+    uint8_t* s = send.reserve(ex.total_send * rec);
+    gather_records(s, src, d.src.get(), ex.total_send, rec, stream);
+    uint8_t* o = out.reserve(ex.total_recv * rec);
+    comm->all_to_allv(s, times(ex.send_rows, rec), o, times(ex.recv_rows, rec), stream);
+    return o;
+  }
+
+  // Records [T, rec] -> [R, rec] on the final ranks (through the relay in two_hop).
+  uint8_t* forward_all(const uint8_t* src, int64_t rec, cudaStream_t stream) {
+    if (!plan.two_hop()) return forward(plan.hop1, hop1, src, rec, arrived, stream);
+    const uint8_t* mid = forward(plan.hop1, hop1, src, rec, relayed, stream);
+    return forward(plan.hop2, hop2, mid, rec, arrived, stream);
+  }
+
+  // values [R, H] and extras [R, X] (FP32) -> out [T, H], out_x [T, X] (=),
+  // summed over destinations in the MPI path's order with its wire rounding.
+  void reverse_sum(const float* values, const float* extras, int64_t x_cols, parallel::WireFormat fmt, float* out,
+                   float* out_x, parallel::LinkCounters& c, cudaStream_t stream) {
+    const int64_t H = hidden, pay = parallel::wire_row_bytes(fmt, H), rec = pay + 4 * x_cols;
+    auto encode = [&](const float* v, const float* e, int64_t n) {
+      uint8_t* b = records.reserve(n * rec);
+      wire_encode_rows(b, rec, v, n, H, fmt, stream);
+      if (x_cols && n)
+        MOE_CUDA_CHECK(cudaMemcpy2DAsync(b + pay, rec, e, 4 * x_cols, 4 * x_cols, n, cudaMemcpyDeviceToDevice, stream));
+      return b;
+    };
+    auto reverse = [&](const NcclExchange& ex, const DeviceHop& d, const uint8_t* b, DeviceArray<uint8_t>& back,
+                       float* acc, float* acc_x, int64_t acc_rows) {
+      uint8_t* k = back.reserve(ex.total_send * rec);
+      comm->all_to_allv(b, times(ex.recv_rows, rec), k, times(ex.send_rows, rec), stream);
+      ex.count_reverse(topo, rec, c);
+      wire_segment_sum(acc, k, rec, fmt, d.slots.get(), d.offsets.get(), acc_rows, H, stream);
+      if (x_cols)
+        wire_segment_sum(acc_x, k + pay, rec, parallel::WireFormat::fp32, d.slots.get(), d.offsets.get(), acc_rows,
+                         x_cols, stream);
+    };
+    if (!plan.two_hop()) {
+      reverse(plan.hop1, hop1, encode(values, extras, plan.hop1.total_recv), back1, out, out_x, tokens);
+      return;
+    }
+    // Hop 2 back: expert ranks -> relay, which sums its node's partials;
+    // hop 1 back: relay -> source, one row per (token, node).
+    const int64_t relay_rows = plan.hop1.total_recv, W = H + x_cols;
+    float* sum = node_sum.reserve(relay_rows * W);
+    reverse(plan.hop2, hop2, encode(values, extras, plan.hop2.total_recv), back2, sum, sum + relay_rows * H,
+            relay_rows);
+    reverse(plan.hop1, hop1, encode(sum, sum + relay_rows * H, relay_rows), back1, out, out_x, tokens);
+  }
 };
 
-NcclDispatcher::NcclDispatcher(const parallel::Topology& topo, const NcclComm& comm) : impl_(std::make_unique<Impl>()) {
+NcclDispatcher::NcclDispatcher(const parallel::Topology& topo, const NcclComm& comm, parallel::DispatchOptions options)
+    : impl_(std::make_unique<Impl>()) {
   MOE_CHECK(comm.size() == topo.ep) << "NcclDispatcher: the communicator has " << comm.size()
                                     << " ranks, the EP group " << topo.ep;
+  MOE_CHECK(options.combine_format != parallel::WireFormat::fp8)
+      << "combine wire format fp8 is not supported (DeepSeek-V3 combines in BF16): use bf16 or fp32";
   impl_->topo = topo;
   impl_->comm = &comm;
+  impl_->opt = options;
 }
 NcclDispatcher::~NcclDispatcher() = default;
 
@@ -212,93 +269,82 @@ const DeviceReceived& NcclDispatcher::dispatch(const float* x, const int32_t* to
   Impl& m = *impl_;
   const parallel::Topology& topo = m.topo;
   const int K = top_k;
-  m.tokens = num_tokens;
-  m.hidden = hidden;
+  const int64_t H = hidden, T = num_tokens, head = parallel::dispatch_header_bytes(K),
+                rec = head + parallel::wire_row_bytes(m.opt.dispatch_format, H);
+  m.tokens = T;
+  m.hidden = H;
   m.top_k = K;
-  m.plan = NcclDispatchPlan::build(topo, topk_idx, num_tokens, K);
+  m.plan = NcclDispatchPlan::begin(topo, m.opt.mode, topk_idx, T, K, &m.stats);
   m.planned = true;
-  const NcclDispatchPlan& plan = m.plan;
-  const int64_t S = plan.total_send, R = plan.total_recv, H = hidden;
+  m.hop1.upload(m.plan.hop1, stream);
 
-  // Payload: gather the send rows on the device, then one grouped all-to-allv.
-  const int32_t* d_src = upload(m.index, plan.send_src, stream);
-  float* d_send = static_cast<float*>(m.send_rows.reserve(std::max<int64_t>(1, S * H) * sizeof(float)));
-  permute_rows(d_send, x, d_src, S, H, stream);
-  m.recv.x = static_cast<float*>(m.recv_rows.reserve(std::max<int64_t>(1, R * H) * sizeof(float)));
-  m.comm->all_to_allv(d_send, times(plan.send_rows, 4 * H), m.recv.x, times(plan.recv_rows, 4 * H), stream);
+  // Records: headers from the host, payload encoded on the device.
+  m.host_head.assign(T * head, 0);
+  for (int64_t t = 0; t < T; ++t)
+    parallel::write_dispatch_header(&m.host_head[t * head], topo.ep_rank, static_cast<int32_t>(t), topk_idx + t * K,
+                                    topk_weight + t * K, K);
+  uint8_t* records = m.records.reserve(T * rec);
+  if (T)
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(records, rec, m.host_head.data(), head, head, T, cudaMemcpyHostToDevice, stream));
+  wire_encode_rows(records + head, rec, x, T, H, m.opt.dispatch_format, stream);
 
-  // Header words (src rank, token, K ids, K weight bits), same order.
-  const int64_t words = 2 + 2 * int64_t(K);
-  std::vector<int32_t> head(S * words);
-  for (int64_t i = 0; i < S; ++i) {
-    const int64_t t = plan.send_src[i];
-    int32_t* h = &head[i * words];
-    h[0] = topo.ep_rank;
-    h[1] = static_cast<int32_t>(t);
-    std::memcpy(h + 2, topk_idx + t * K, 4 * K);
-    std::memcpy(h + 2 + K, topk_weight + t * K, 4 * K);
+  const uint8_t* arrived = nullptr;
+  if (!m.plan.two_hop()) {
+    arrived = m.forward(m.plan.hop1, m.hop1, records, rec, m.arrived, stream);
+  } else {
+    const uint8_t* mid = m.forward(m.plan.hop1, m.hop1, records, rec, m.relayed, stream);
+    // The relay reads the expert ids of what it received to forward it.
+    const int64_t R1 = m.plan.hop1.total_recv;
+    m.host_head.assign(R1 * head, 0);
+    if (R1)
+      MOE_CUDA_CHECK(cudaMemcpy2DAsync(m.host_head.data(), head, mid, rec, head, R1, cudaMemcpyDeviceToHost, stream));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    m.plan.relay(topo, m.host_head.data(), head, K);
+    m.hop2.upload(m.plan.hop2, stream);
+    arrived = m.forward(m.plan.hop2, m.hop2, mid, rec, m.arrived, stream);
   }
-  const int32_t* d_head = upload(m.send_head, head, stream);
-  int32_t* d_rhead = static_cast<int32_t*>(m.recv_head.reserve(std::max<int64_t>(1, R * words) * 4));
-  m.comm->all_to_allv(d_head, times(plan.send_rows, 4 * words), d_rhead, times(plan.recv_rows, 4 * words), stream);
-  std::vector<int32_t> rhead(R * words);
-  if (R) MOE_CUDA_CHECK(cudaMemcpyAsync(rhead.data(), d_rhead, R * words * 4, cudaMemcpyDeviceToHost, stream));
-  MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  m.plan.count_forward(topo, rec, m.stats.dispatch);
 
+  const int64_t R = m.plan.rows_received();
   DeviceReceived& out = m.recv;
   out.rows = R;
   out.hidden = H;
   out.top_k = K;
+  out.x = m.rows.reserve(R * H);
+  wire_decode_rows(out.x, arrived + head, rec, R, H, m.opt.dispatch_format, stream);
+  m.host_head.assign(R * head, 0);
+  if (R) MOE_CUDA_CHECK(cudaMemcpy2DAsync(m.host_head.data(), head, arrived, rec, head, R, cudaMemcpyDeviceToHost, stream));
+  MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
   out.src_rank.assign(R, 0);
   out.src_token.assign(R, 0);
   out.topk_idx.assign(R * K, 0);
   out.topk_weight.assign(R * K, 0.0f);
   for (int64_t r = 0; r < R; ++r) {
-    const int32_t* h = &rhead[r * words];
-    out.src_rank[r] = h[0];
-    out.src_token[r] = h[1];
-    std::memcpy(&out.topk_idx[r * K], h + 2, 4 * K);
-    std::memcpy(&out.topk_weight[r * K], h + 2 + K, 4 * K);
+    parallel::read_dispatch_header(&m.host_head[r * head], K, &out.src_rank[r], &out.src_token[r],
+                                   &out.topk_idx[r * K], &out.topk_weight[r * K]);
     for (int k = 0; k < K; ++k) m.stats.expert_load += topo.is_local_expert(out.topk_idx[r * K + k]);
   }
-  plan.account(topo, topk_idx, num_tokens, K, H, false, m.stats);
-
-  // The combine's summation index: per token its send slots, ascending.
-  m.slot_offsets.assign(num_tokens + 1, 0);
-  for (int32_t t : plan.send_src) ++m.slot_offsets[t + 1];
-  for (int64_t t = 0; t < num_tokens; ++t) m.slot_offsets[t + 1] += m.slot_offsets[t];
-  m.slots.assign(S, 0);
-  std::vector<int64_t> fill(m.slot_offsets.begin(), m.slot_offsets.end() - 1);
-  for (int64_t i = 0; i < S; ++i) m.slots[fill[plan.send_src[i]]++] = static_cast<int32_t>(i);
+  m.stats.rows_received += R;
   return out;
 }
 
 void NcclDispatcher::combine(const float* partial, float* y, cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "combine called before dispatch";
-  const NcclDispatchPlan& plan = m.plan;
-  const int64_t H = m.hidden;
-  float* d_back = static_cast<float*>(m.back.reserve(std::max<int64_t>(1, plan.total_send * H) * sizeof(float)));
-  m.comm->all_to_allv(partial, times(plan.recv_rows, 4 * H), d_back, times(plan.send_rows, 4 * H), stream);
-  const int32_t* d_slots = upload(m.index, m.slots, stream);
-  const int64_t* d_off = upload(m.offsets, m.slot_offsets, stream);
-  segment_sum_rows(y, d_back, d_slots, d_off, m.tokens, H, stream);
-  parallel::count_link_traffic(m.topo, plan.recv_rows, plan.send_rows,
-                               parallel::wire_row_bytes(parallel::WireFormat::fp32, H), m.stats.combine);
+  m.reverse_sum(partial, nullptr, 0, m.opt.combine_format, y, nullptr, m.stats.combine, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 void NcclDispatcher::dispatch_grad(const float* dy, float* dy_rows, cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "dispatch_grad called before dispatch";
-  const NcclDispatchPlan& plan = m.plan;
-  const int64_t S = plan.total_send, H = m.hidden;
-  const int32_t* d_src = upload(m.index, plan.send_src, stream);
-  float* d_send = static_cast<float*>(m.send_rows.reserve(std::max<int64_t>(1, S * H) * sizeof(float)));
-  permute_rows(d_send, dy, d_src, S, H, stream);
-  m.comm->all_to_allv(d_send, times(plan.send_rows, 4 * H), dy_rows, times(plan.recv_rows, 4 * H), stream);
-  parallel::count_link_traffic(m.topo, plan.send_rows, plan.recv_rows,
-                               parallel::wire_row_bytes(parallel::WireFormat::fp32, H), m.stats.dispatch);
+  const parallel::WireFormat fmt = m.opt.combine_format;
+  const int64_t H = m.hidden, rec = parallel::wire_row_bytes(fmt, H);
+  uint8_t* records = m.records.reserve(m.tokens * rec);
+  wire_encode_rows(records, rec, dy, m.tokens, H, fmt, stream);
+  const uint8_t* arrived = m.forward_all(records, rec, stream);
+  m.plan.count_forward(m.topo, rec, m.stats.dispatch);
+  wire_decode_rows(dy_rows, arrived, rec, m.plan.rows_received(), H, fmt, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
@@ -306,26 +352,7 @@ void NcclDispatcher::combine_grad(const float* dx_partial, const float* dweight_
                                   cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "combine_grad called before dispatch";
-  const NcclDispatchPlan& plan = m.plan;
-  const int64_t H = m.hidden, K = m.top_k, W = H + K, R = plan.total_recv, S = plan.total_send, T = m.tokens;
-  // One record per received row: its H values then its K weight gradients (the MPI record's layout).
-  float* send = static_cast<float*>(m.grad_send.reserve(std::max<int64_t>(1, R * W) * sizeof(float)));
-  if (R > 0) {
-    MOE_CUDA_CHECK(cudaMemcpy2DAsync(send, W * 4, dx_partial, H * 4, H * 4, R, cudaMemcpyDeviceToDevice, stream));
-    MOE_CUDA_CHECK(cudaMemcpy2DAsync(send + H, W * 4, dweight_rows, K * 4, K * 4, R, cudaMemcpyDeviceToDevice, stream));
-  }
-  float* back = static_cast<float*>(m.grad_back.reserve(std::max<int64_t>(1, S * W) * sizeof(float)));
-  m.comm->all_to_allv(send, times(plan.recv_rows, 4 * W), back, times(plan.send_rows, 4 * W), stream);
-  const int32_t* d_slots = upload(m.index, m.slots, stream);
-  const int64_t* d_off = upload(m.offsets, m.slot_offsets, stream);
-  float* sum = static_cast<float*>(m.grad_sum.reserve(std::max<int64_t>(1, T * W) * sizeof(float)));
-  segment_sum_rows(sum, back, d_slots, d_off, T, W, stream);
-  if (T > 0) {
-    MOE_CUDA_CHECK(cudaMemcpy2DAsync(dx, H * 4, sum, W * 4, H * 4, T, cudaMemcpyDeviceToDevice, stream));
-    MOE_CUDA_CHECK(cudaMemcpy2DAsync(d_topk_weight, K * 4, sum + H, W * 4, K * 4, T, cudaMemcpyDeviceToDevice, stream));
-  }
-  parallel::count_link_traffic(m.topo, plan.recv_rows, plan.send_rows,
-                               parallel::wire_row_bytes(parallel::WireFormat::fp32, H) + 4 * K, m.stats.combine);
+  m.reverse_sum(dx_partial, dweight_rows, m.top_k, m.opt.combine_format, dx, d_topk_weight, m.stats.combine, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

@@ -5,11 +5,14 @@
 // ncclGroupStart/End, point-to-point for the pipeline, and all-reduce for
 // gradients. All buffers are device pointers; calls are enqueued on `stream`.
 //
-// NcclDispatcher moves the same rows as parallel::Dispatcher in direct mode
-// with FP32 wire formats: the plan is parallel::direct_send_lists and the
-// traffic is counted by parallel::count_link_traffic with the same record
-// sizes, so its TrafficStats equal the MPI path's (tests/parallel/
-// test_nccl_dispatch.cpp checks both the accounting and, on GPUs, the rows).
+// NcclDispatcher moves the same records as parallel::Dispatcher in both modes
+// (direct, two_hop through the relay with the sender's in-node index) and
+// every wire format (fp32, bf16, fp8 1x128 tiles + FP32 scales): the plan is
+// the MPI path's (NcclDispatchPlan), records are encoded/decoded by kernels
+// calling kernels/shared/wire.hpp (the MPI path's encoder), and the traffic is
+// counted by parallel::count_link_traffic with the same record sizes, so its
+// TrafficStats equal the MPI path's (tests/parallel/test_nccl_dispatch.cpp
+// checks the plan and accounting on the CPU and, on GPUs, the rows bit for bit).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -85,30 +88,57 @@ struct DeviceReceived {
   std::vector<float> topk_weight;   // [R, K]
 };
 
-// The host side of one NCCL dispatch: the plan, per-peer row counts and the
-// traffic it accounts. Needs no GPU (the accounting is tested on the CPU).
-struct NcclDispatchPlan {
-  std::vector<int32_t> send_src;            // [S] local token of each send slot, peers ascending
-  std::vector<int> send_rows, recv_rows;    // per EP rank
+// One all-to-all of records among the EP ranks with a fixed routing (the MPI
+// Dispatcher's exchange): send slot i carries local row send_src[i] to the
+// peer it is grouped under (peers ascending). Host only, no GPU.
+struct NcclExchange {
+  std::vector<int32_t> send_src;          // [S]
+  std::vector<int> send_rows, recv_rows;  // per EP rank
   int64_t total_send = 0, total_recv = 0;
-  // Collective over topo.ep_comm() (the row counts are exchanged with MPI_Alltoall).
-  static NcclDispatchPlan build(const parallel::Topology& topo, const int32_t* topk_idx, int64_t num_tokens,
-                                int top_k);
-  // Adds this dispatch (and a combine when `with_combine`) to stats the way
-  // the MPI Dispatcher does with FP32 wire formats.
-  void account(const parallel::Topology& topo, const int32_t* topk_idx, int64_t num_tokens, int top_k,
-               int64_t hidden, bool with_combine, parallel::TrafficStats& stats) const;
-  // Adds the backward's two exchanges as the MPI Dispatcher counts them with
-  // FP32 wire formats: dispatch_grad (payload rows, into stats.dispatch) and
-  // combine_grad (payload + K FP32 weight gradients, into stats.combine).
-  void account_backward(const parallel::Topology& topo, int top_k, int64_t hidden,
-                        parallel::TrafficStats& stats) const;
+  // The reverse's summation index: per local row (of `rows`), its send slots
+  // ascending (CSR) - the MPI path's order, destinations ascending.
+  std::vector<int32_t> slots;
+  std::vector<int64_t> offsets;  // [rows + 1]
+  // Collective over topo.ep_comm() (the row counts go by MPI_Alltoall).
+  static NcclExchange build(const parallel::Topology& topo, const std::vector<std::vector<int64_t>>& lists,
+                            int64_t rows);
+  // Adds one forward (records along the routing) / reverse (back against it)
+  // of `rec`-byte records to c, as the MPI Dispatcher counts them.
+  void count_forward(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const;
+  void count_reverse(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const;
+};
+
+// The host side of one NCCL dispatch: the plan of the MPI Dispatcher (direct:
+// one exchange; two_hop: source -> relay, then relay -> expert rank), built
+// from the same functions (parallel::dispatch_send_lists, relay_send_lists).
+// Needs no GPU (the plan and its accounting are tested on the CPU).
+struct NcclDispatchPlan {
+  parallel::DispatchMode mode = parallel::DispatchMode::direct;
+  NcclExchange hop1, hop2;  // hop2: two_hop only
+  // The first exchange; adds the token figures to *stats when given.
+  // Collective over topo.ep_comm().
+  static NcclDispatchPlan begin(const parallel::Topology& topo, parallel::DispatchMode mode, const int32_t* topk_idx,
+                                int64_t num_tokens, int top_k, parallel::TrafficStats* stats = nullptr);
+  // two_hop, at every rank as a relay: the second exchange from the headers
+  // of the rows hop1 delivered (hop1.total_recv records of `stride` bytes,
+  // parallel::dispatch_header_bytes first). Collective over topo.ep_comm().
+  void relay(const parallel::Topology& topo, const uint8_t* headers, int64_t stride, int top_k);
+  bool two_hop() const { return mode == parallel::DispatchMode::two_hop; }
+  const NcclExchange& last() const { return two_hop() ? hop2 : hop1; }
+  int64_t rows_received() const { return last().total_recv; }
+  // Records of `rec` bytes moved source -> expert ranks (dispatch,
+  // dispatch_grad) or back (combine, combine_grad), counted over every hop.
+  void count_forward(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const;
+  void count_reverse(const parallel::Topology& topo, int64_t rec, parallel::LinkCounters& c) const;
 };
 
 class NcclDispatcher {
  public:
-  // comm must span topo.ep_comm() in EP-rank order.
-  NcclDispatcher(const parallel::Topology& topo, const NcclComm& comm);
+  // comm must span topo.ep_comm() in EP-rank order. Options as the MPI
+  // Dispatcher's (combine_format fp8 is refused the same way).
+  NcclDispatcher(const parallel::Topology& topo, const NcclComm& comm,
+                 parallel::DispatchOptions options = {parallel::DispatchMode::direct, parallel::WireFormat::fp32,
+                                                      parallel::WireFormat::fp32});
   ~NcclDispatcher();
   NcclDispatcher(const NcclDispatcher&) = delete;
   NcclDispatcher& operator=(const NcclDispatcher&) = delete;
@@ -117,10 +147,11 @@ class NcclDispatcher {
   const DeviceReceived& dispatch(const float* x, const int32_t* topk_idx, const float* topk_weight, int64_t num_tokens,
                                  int64_t hidden, int top_k, cudaStream_t stream);
   // partial [R,H] device -> y [T,H] device (=), summed over destination
-  // ranks in ascending order (the MPI path's order, bit for bit in FP32).
+  // ranks in ascending order (two_hop: at the relay, then over nodes; the MPI
+  // path's order and wire rounding, bit for bit).
   void combine(const float* partial, float* y, cudaStream_t stream);
-  // Backward (the MPI Dispatcher's dispatch_grad / combine_grad, direct mode,
-  // FP32): dy [T,H] device -> dy_rows [R,H] device (=), the rows of the last
+  // Backward (the MPI Dispatcher's dispatch_grad / combine_grad, rows in
+  // the combine format): dy [T,H] device -> dy_rows [R,H] device (=), the rows of the last
   // dispatch in its order; dx_partial [R,H] and dweight_rows [R,K] device ->
   // dx [T,H], d_topk_weight [T,K] device (=), summed over destination ranks in
   // ascending order. Synchronise the stream.
