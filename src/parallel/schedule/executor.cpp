@@ -7,19 +7,43 @@
 #include "core/error.hpp"
 #include "parallel/comm_progress.hpp"
 #include "parallel/overlap_pair.hpp"
+#include "parallel/schedule/p2p_order.hpp"
 #include "parallel/schedule/validate.hpp"
 
 namespace moelab::schedule {
 
 namespace {
 
-enum Payload : int { kActivation = 0, kGradient = 1 };
+enum Payload : int { kActivation = kActivationPayload, kGradient = kGradientPayload };
 
 // A send or receive in flight: the buffer must live (and stay put) until the
-// progress engine says the request completed.
+// transport says it completed.
 struct InFlight {
-  parallel::CommProgress::Ticket ticket = -1;
+  PipelineTransport::Handle ticket = -1;
   std::vector<float> buffer;
+};
+
+// The default transport: MPI point-to-point with tags, the requests handed to
+// the progress engine (pipeline class).
+class MpiTransport : public PipelineTransport {
+ public:
+  MpiTransport(MPI_Comm comm, parallel::CommProgress& progress) : comm_(comm), progress_(progress) {}
+  Handle post_recv(float* data, int64_t n, int source, int tag) override {
+    MPI_Request request = MPI_REQUEST_NULL;
+    MOE_MPI_CHECK(MPI_Irecv(data, static_cast<int>(n), MPI_FLOAT, source, tag, comm_, &request));
+    return progress_.track(request, parallel::CommClass::pipeline);
+  }
+  Handle send(const float* data, int64_t n, int dest, int tag) override {
+    MPI_Request request = MPI_REQUEST_NULL;
+    MOE_MPI_CHECK(MPI_Isend(data, static_cast<int>(n), MPI_FLOAT, dest, tag, comm_, &request));
+    return progress_.track(request, parallel::CommClass::pipeline);
+  }
+  void wait(Handle h) override { progress_.wait(h); }
+  bool done(Handle h) override { return progress_.done(h); }
+
+ private:
+  MPI_Comm comm_;
+  parallel::CommProgress& progress_;
 };
 
 class RankRunner {
@@ -30,7 +54,10 @@ class RankRunner {
         comm_(comm),
         rank_(rank),
         overlap_(options.overlap),
-        progress_(options.progress_thread && parallel::CommProgress::thread_supported()) {
+        progress_(options.progress_thread && parallel::CommProgress::thread_supported()),
+        mpi_transport_(comm, progress_),
+        transport_(options.transport ? options.transport : &mpi_transport_),
+        ordered_sends_(transport_->matches_in_order()) {
   }
 
   ExecuteResult run() {
@@ -76,7 +103,12 @@ class RankRunner {
         case OpKind::W: stages_.backward_weight(op.microbatch, op.stage); break;
         case OpKind::FB:
           if (overlap_) {
+            // A transport matching in issue order gets the two sends after
+            // both halves, the forward's first (p2p_send_order).
+            defer_sends_ = ordered_sends_;
             out.fb_switches += parallel::OverlapPair::run(forward, [&] { backward(false); });
+            defer_sends_ = false;
+            flush_deferred_sends();
           } else {
             forward();
             backward(false);
@@ -87,7 +119,7 @@ class RankRunner {
       out.compute_s += end - start;
       out.events.push_back(make_event(s_, rank_, op, start - t0, end - t0));
     }
-    for (auto& p : sends_) progress_.wait(p->ticket);
+    for (auto& p : sends_) transport_->wait(p->ticket);
     sends_.clear();
     MOE_CHECK(local_.empty() && posted_.empty())
         << "pipeline executor: rank " << rank_ << " ends with " << local_.size() << " unconsumed local hand-overs and "
@@ -100,9 +132,7 @@ class RankRunner {
   }
 
  private:
-  int tag(int mb, int stage, Payload payload) const {
-    return static_cast<int>(2 * (static_cast<int64_t>(mb) * s_.num_stages + stage) + payload);
-  }
+  int tag(int mb, int stage, Payload payload) const { return p2p_tag(s_, mb, stage, payload); }
 
   // Posts the receives of an op's inputs that come from other ranks (once).
   void post_receives(const Op& op) {
@@ -117,10 +147,7 @@ class RankRunner {
     if (source == rank_ || posted_.count(t)) return;
     auto p = std::make_unique<InFlight>();
     p->buffer.assign(stages_.boundary_numel(mb), 0.f);
-    MPI_Request request = MPI_REQUEST_NULL;
-    MOE_MPI_CHECK(MPI_Irecv(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, source, t, comm_,
-                            &request));
-    p->ticket = progress_.track(request, parallel::CommClass::pipeline);
+    p->ticket = transport_->post_recv(p->buffer.data(), static_cast<int64_t>(p->buffer.size()), source, t);
     posted_[t] = std::move(p);
   }
 
@@ -140,7 +167,7 @@ class RankRunner {
     }
     post(mb, from_stage, payload);
     auto it = posted_.find(t);
-    progress_.wait(it->second->ticket);
+    transport_->wait(it->second->ticket);
     std::vector<float> data = std::move(it->second->buffer);
     posted_.erase(it);
     return data;
@@ -154,19 +181,39 @@ class RankRunner {
       local_[t] = std::move(buffer);
       return;
     }
+    if (defer_sends_) {
+      deferred_.push_back({payload, dest, t, std::move(buffer)});
+      return;
+    }
     auto p = std::make_unique<InFlight>();
     p->buffer = std::move(buffer);
-    MPI_Request request = MPI_REQUEST_NULL;
-    MOE_MPI_CHECK(MPI_Isend(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, dest, t, comm_,
-                            &request));
-    p->ticket = progress_.track(request, parallel::CommClass::pipeline);
+    p->ticket = transport_->send(p->buffer.data(), static_cast<int64_t>(p->buffer.size()), dest, t);
     sends_.push_back(std::move(p));
+  }
+
+  // Issues the sends an F&B op held back: activations (the forward's) first.
+  void flush_deferred_sends() {
+    std::stable_sort(deferred_.begin(), deferred_.end(),
+                     [](const Deferred& a, const Deferred& b) { return a.payload < b.payload; });
+    for (Deferred& d : deferred_) {
+      auto p = std::make_unique<InFlight>();
+      p->buffer = std::move(d.buffer);
+      p->ticket = transport_->send(p->buffer.data(), static_cast<int64_t>(p->buffer.size()), d.dest, d.tag);
+      sends_.push_back(std::move(p));
+    }
+    deferred_.clear();
   }
 
   // Frees the buffers of completed sends.
   void reap_sends() {
-    std::erase_if(sends_, [&](const std::unique_ptr<InFlight>& p) { return progress_.done(p->ticket); });
+    std::erase_if(sends_, [&](const std::unique_ptr<InFlight>& p) { return transport_->done(p->ticket); });
   }
+
+  struct Deferred {
+    Payload payload;
+    int dest, tag;
+    std::vector<float> buffer;
+  };
 
   const Schedule& s_;
   Stages& stages_;
@@ -174,6 +221,11 @@ class RankRunner {
   int rank_;
   bool overlap_;
   parallel::CommProgress progress_;
+  MpiTransport mpi_transport_;
+  PipelineTransport* transport_;
+  bool ordered_sends_;
+  bool defer_sends_ = false;
+  std::vector<Deferred> deferred_;
   std::vector<std::unique_ptr<InFlight>> sends_;
   std::unordered_map<int, std::vector<float>> local_;  // same-rank hand-overs by tag
   std::unordered_map<int, std::unique_ptr<InFlight>> posted_;  // receives posted ahead, by tag

@@ -101,9 +101,36 @@ class Stages {
   virtual void backward_weight(int mb, int stage) = 0;
 };
 
+// How activations and gradients travel between the ranks of the pipeline.
+// The executor posts receives ahead, sends without waiting for the send, and
+// blocks only in wait() on a receive it needs now (see the top of this file).
+// The default (ExecuteOptions::transport == nullptr) is MPI point-to-point on
+// the executor's communicator (MPI_Irecv/MPI_Isend with tags, progressed by
+// the progress thread and counted in ExecuteResult::comm[pipeline]);
+// src/backend/cuda/nccl_pipeline.hpp has the NCCL one.
+class PipelineTransport {
+ public:
+  virtual ~PipelineTransport() = default;
+  using Handle = int64_t;
+  // Receive n floats from rank `source` into data (which stays put until the
+  // handle completed). tag: p2p_tag(schedule, mb, from_stage, payload).
+  virtual Handle post_recv(float* data, int64_t n, int source, int tag) = 0;
+  // Send n floats to rank `dest` (data stays put until the handle completed).
+  virtual Handle send(const float* data, int64_t n, int dest, int tag) = 0;
+  // Blocks until the handle completed (a receive's data is then in place).
+  virtual void wait(Handle h) = 0;
+  // Whether the handle completed (without blocking).
+  virtual bool done(Handle h) = 0;
+  // True when a pair's sends and receives match in the order they are issued
+  // rather than by tag (NCCL): the executor then issues an F&B op's two sends
+  // after both halves, the forward's first (the order p2p_send_order assumes).
+  virtual bool matches_in_order() const { return false; }
+};
+
 struct ExecuteOptions {
   bool overlap = true;          // interleave the halves of F&B ops
   bool progress_thread = true;  // progress requests while computing
+  PipelineTransport* transport = nullptr;  // null: MPI point-to-point on comm
 };
 
 struct ExecuteResult {
