@@ -24,6 +24,7 @@
 #include "kernels/device.hpp"
 #include "kernels/gpu_test.hpp"
 #include "parallel/dispatch_combine.hpp"
+#include "parallel/mpi_world.hpp"
 #include "parallel/topology.hpp"
 
 namespace moelab::cuda {
@@ -44,11 +45,7 @@ constexpr int kTopK = 3;
 // multiple of 4 (unaligned scales).
 constexpr int64_t kHidden = 150;
 
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
+using test::world_size;
 
 struct Inputs {
   int64_t tokens;

@@ -17,6 +17,7 @@
 #include "parallel/schedule/chain_stages.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
+#include "parallel/mpi_world.hpp"
 #include "parallel/schedule/p2p_order.hpp"
 
 #ifdef MOELAB_HAVE_NCCL
@@ -27,17 +28,8 @@
 namespace moelab::schedule {
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
+using test::world_rank;
+using test::world_size;
 
 // In-order matching over MPI: every message of the transport has tag 0 on a
 // communicator of its own.
