@@ -114,6 +114,16 @@ NcclPipelineTransport::NcclPipelineTransport(const schedule::Schedule& s, const 
     p.mpi = sub;
     p.nccl = std::make_unique<NcclComm>(sub);
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&p.stream, cudaStreamNonBlocking));
+    // One float each way now, while both ranks are here: NCCL connects a
+    // pair on its first send/recv, which must not happen later in the
+    // middle of the schedule while one side waits for a third rank.
+    DeviceArray<float> probe;
+    float* d = probe.reserve(1);
+    if (m.rank == src)
+      MOE_NCCL_CHECK(ncclSend(d, 1, ncclFloat, 1, p.nccl->get(), p.stream));
+    else
+      MOE_NCCL_CHECK(ncclRecv(d, 1, ncclFloat, 0, p.nccl->get(), p.stream));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(p.stream));
     m.pair_of[entry.first] = m.pairs.size();
     m.pairs.push_back(std::move(p));
   }
