@@ -21,6 +21,10 @@
 //
 // Messages are identified by tag = 2·(mb·S + stage) + {0 activation, 1 gradient},
 // so any order of arrival is fine; the tag range is checked against MPI_TAG_UB.
+// The transport is pluggable (PipelineTransport below; MPI by default): a
+// transport that matches in issue order instead of by tag (NCCL,
+// src/backend/cuda/nccl_pipeline.hpp) posts each pair's receives in the
+// sender's order (p2p_order.hpp) and gets an F&B op's sends in a fixed order.
 //
 // Overlap (DeepSeek-V3 Figure 4): an F&B op runs the forward of one
 // micro-batch and the backward of another as an OverlapPair
