@@ -14,9 +14,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <sstream>
 
 #include "backend/cpu/gemm.hpp"
+#include "backend/device.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "core/error.hpp"
@@ -27,6 +29,11 @@
 #include "parallel/routing.hpp"
 #include "parallel/topology.hpp"
 #include "parallel/traffic.hpp"
+
+#ifdef MOELAB_HAVE_NCCL
+#include "backend/cuda/device_array.hpp"
+#include "backend/cuda/nccl.hpp"
+#endif
 
 namespace moelab {
 
@@ -193,6 +200,83 @@ struct RunSummary {
   bool ok = true;
 };
 
+// The dispatch/combine of a run: the MPI Dispatcher on host rows, or with
+// --device cuda the NCCL one (cuda::NcclDispatcher, same modes, wire formats
+// and traffic accounting) on device rows, copied to and from the host around
+// it (the experts stay on the CPU; the timings are the NCCL calls').
+class EpExchange {
+ public:
+  EpExchange(const Topology& topo, const DispatchOptions& opt, Device device) : mpi_(topo, opt) {
+#ifdef MOELAB_HAVE_NCCL
+    if (device == Device::cuda) nccl_ = std::make_unique<Nccl>(topo, opt);
+#else
+    MOE_CHECK(device == Device::cpu) << "moelab ep --device cuda needs NCCL (this moelab was built without it)";
+#endif
+  }
+  const Received& dispatch(const float* x, const int32_t* idx, const float* w, int64_t T, int64_t H, int K) {
+#ifdef MOELAB_HAVE_NCCL
+    if (nccl_) return nccl_->dispatch(x, idx, w, T, H, K);
+#endif
+    return mpi_.dispatch(x, idx, w, T, H, K);
+  }
+  void combine(const float* partial, float* y) {
+#ifdef MOELAB_HAVE_NCCL
+    if (nccl_) return nccl_->combine(partial, y);
+#endif
+    mpi_.combine(partial, y);
+  }
+  const TrafficStats& stats() const {
+#ifdef MOELAB_HAVE_NCCL
+    if (nccl_) return nccl_->dispatcher.stats();
+#endif
+    return mpi_.stats();
+  }
+  void reset_stats() {
+#ifdef MOELAB_HAVE_NCCL
+    if (nccl_) nccl_->dispatcher.reset_stats();
+#endif
+    mpi_.reset_stats();
+  }
+
+ private:
+  Dispatcher mpi_;
+#ifdef MOELAB_HAVE_NCCL
+  struct Nccl {
+    Nccl(const Topology& topo, const DispatchOptions& opt) : comm(topo.ep_comm()), dispatcher(topo, comm, opt) {
+      MOE_CUDA_CHECK(cudaStreamCreate(&stream));
+    }
+    ~Nccl() { cudaStreamDestroy(stream); }
+    const Received& dispatch(const float* x, const int32_t* idx, const float* w, int64_t T, int64_t H, int K) {
+      const cuda::DeviceReceived& g = dispatcher.dispatch(d_x.upload(x, T * H), idx, w, T, H, K, stream);
+      recv.rows = g.rows;
+      recv.hidden = g.hidden;
+      recv.top_k = g.top_k;
+      recv.x.assign(g.rows * H, 0.0f);
+      if (g.rows) MOE_CUDA_CHECK(cudaMemcpy(recv.x.data(), g.x, g.rows * H * sizeof(float), cudaMemcpyDeviceToHost));
+      recv.src_rank = g.src_rank;
+      recv.src_token = g.src_token;
+      recv.topk_idx = g.topk_idx;
+      recv.topk_weight = g.topk_weight;
+      tokens = T;
+      hidden = H;
+      return recv;
+    }
+    void combine(const float* partial, float* y) {
+      float* d_y = d_out.reserve(tokens * hidden);
+      dispatcher.combine(d_partial.upload(partial, recv.rows * hidden), d_y, stream);
+      d_out.download(y, tokens * hidden);
+    }
+    cuda::NcclComm comm;
+    cuda::NcclDispatcher dispatcher;
+    cudaStream_t stream = nullptr;
+    cuda::DeviceArray<float> d_x, d_partial, d_out;
+    Received recv;
+    int64_t tokens = 0, hidden = 0;
+  };
+  std::unique_ptr<Nccl> nccl_;
+#endif
+};
+
 bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFile* results,
                const std::string& run_name, std::vector<BwRow>& bw_rows) {
   const EpRunConfig c = read_config(opts, ctx);
@@ -208,7 +292,7 @@ bool run_point(const CommandOptions& opts, const CommandContext& ctx, ResultsFil
   const int64_t T = c.tokens, H = c.hidden, E = c.experts;
   const int K = c.top_k;
   RoutingSource source(c.routing, E, K, topo.experts_per_rank);
-  Dispatcher dispatcher(topo, c.dispatch);
+  EpExchange dispatcher(topo, c.dispatch, parse_device(opts.get<std::string>("device")));
 
   // Identity experts need no weights: traffic studies at full DeepSeek-V3
   // shapes (--model deepseek-v3 --set moe.compute=identity) fit in memory.
@@ -537,8 +621,16 @@ int cmd_ep(const std::vector<std::string>& args, const CommandContext& ctx) {
       ("debug.kill_rank", po::value<int>()->default_value(-1), "fault injection: this rank SIGKILLs itself")  //
       ("debug.kill_step", po::value<int>()->default_value(1), "fault injection: at this step, after dispatch")  //
       ("out", po::value<std::string>()->default_value(""), "results file (rank 0 writes)")  //
-      ("force", po::bool_switch(), "overwrite --out if it exists");
+      ("force", po::bool_switch(), "overwrite --out if it exists")  //
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "cpu, or cuda: dispatch/combine over NCCL between the ranks' GPUs (one GPU per rank; same modes, wire "
+       "formats and comm/ accounting; the experts stay on the CPU)");
   if (!opts.parse(args, ctx)) return 0;
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
+#ifdef MOELAB_HAVE_NCCL
+  if (device == Device::cuda) cuda::select_local_device(MPI_COMM_WORLD);  // one rank per GPU
+#endif
   std::shared_ptr<ResultsFile> results;
   const std::string out = opts.get<std::string>("out");
   if (ctx.is_root() && !out.empty())

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/device_array.hpp"
 #include "core/error.hpp"
+#include "core/timer.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
 #include "parallel/wire.hpp"
@@ -267,6 +268,7 @@ void NcclDispatcher::reset_stats() { impl_->stats = parallel::TrafficStats{}; }
 const DeviceReceived& NcclDispatcher::dispatch(const float* x, const int32_t* topk_idx, const float* topk_weight,
                                                int64_t num_tokens, int64_t hidden, int top_k, cudaStream_t stream) {
   Impl& m = *impl_;
+  Timer timer;
   const parallel::Topology& topo = m.topo;
   const int K = top_k;
   const int64_t H = hidden, T = num_tokens, head = parallel::dispatch_header_bytes(K),
@@ -325,19 +327,23 @@ const DeviceReceived& NcclDispatcher::dispatch(const float* x, const int32_t* to
     for (int k = 0; k < K; ++k) m.stats.expert_load += topo.is_local_expert(out.topk_idx[r * K + k]);
   }
   m.stats.rows_received += R;
+  m.stats.dispatch_time_s += timer.seconds();
   return out;
 }
 
 void NcclDispatcher::combine(const float* partial, float* y, cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "combine called before dispatch";
+  Timer timer;
   m.reverse_sum(partial, nullptr, 0, m.opt.combine_format, y, nullptr, m.stats.combine, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  m.stats.combine_time_s += timer.seconds();
 }
 
 void NcclDispatcher::dispatch_grad(const float* dy, float* dy_rows, cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "dispatch_grad called before dispatch";
+  Timer timer;
   const parallel::WireFormat fmt = m.opt.combine_format;
   const int64_t H = m.hidden, rec = parallel::wire_row_bytes(fmt, H);
   uint8_t* records = m.records.reserve(m.tokens * rec);
@@ -346,14 +352,17 @@ void NcclDispatcher::dispatch_grad(const float* dy, float* dy_rows, cudaStream_t
   m.plan.count_forward(m.topo, rec, m.stats.dispatch);
   wire_decode_rows(dy_rows, arrived, rec, m.plan.rows_received(), H, fmt, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  m.stats.dispatch_time_s += timer.seconds();
 }
 
 void NcclDispatcher::combine_grad(const float* dx_partial, const float* dweight_rows, float* dx, float* d_topk_weight,
                                   cudaStream_t stream) {
   Impl& m = *impl_;
   MOE_CHECK(m.planned) << "combine_grad called before dispatch";
+  Timer timer;
   m.reverse_sum(dx_partial, dweight_rows, m.top_k, m.opt.combine_format, dx, d_topk_weight, m.stats.combine, stream);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  m.stats.combine_time_s += timer.seconds();
 }
 
 }  // namespace moelab::cuda
