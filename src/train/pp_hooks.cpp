@@ -88,7 +88,10 @@ void declare_pp_train_options(po::options_description_easy_init add) {
        "micro-batches per step (must divide data.batch_size); 0 = one per sequence")  //
       ("parallel.overlap", po::value<bool>()->default_value(true),
        "F&B steps (dualpipe, dualpipev): overlap one micro-batch's communication with another's computation "
-       "(false: run the forward then the backward, for comparison)");
+       "(false: run the forward then the backward, for comparison)")  //
+      ("parallel.comm_progress", po::value<bool>()->default_value(true),
+       "pipeline runs: a thread progresses in-flight MPI requests while the rank computes (needs "
+       "MPI_THREAD_MULTIPLE; false: requests move only when waited on, for comparison)");
 }
 
 TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, const EpTrainOptions& ep_options,
@@ -132,7 +135,7 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   h.write_checkpoints = rank == 0;
   // This rank's communication figures summed over the steps: expert, pipeline, both.
   auto comm_run = std::make_shared<std::array<parallel::CommFigures, 3>>();
-  const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = true};
+  const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = o.comm_progress};
   const MtpLambdaSchedule mtp_lambda = config.mtp_lambda;
   const BalanceConfig balance = config.balance;
   h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options,
