@@ -242,27 +242,4 @@ SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm
   return out;
 }
 
-Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
-  double sum[kNumOpKinds] = {}, count[kNumOpKinds] = {};
-  for (const Event& e : timeline.events) {
-    sum[static_cast<int>(e.kind)] += e.end_s - e.start_s;
-    count[static_cast<int>(e.kind)] += 1;
-  }
-  auto ran = [&](OpKind k) { return count[static_cast<int>(k)] > 0; };
-  auto mean = [&](OpKind k) { return sum[static_cast<int>(k)] / count[static_cast<int>(k)]; };
-  Durations d = fallback;
-  if (ran(OpKind::F)) d.f_s = mean(OpKind::F);
-  if (ran(OpKind::W))
-    d.w_s = mean(OpKind::W);
-  else if (!ran(OpKind::BInput))
-    d.w_s = 0;  // nothing was split: W plays no part
-  if (ran(OpKind::B))
-    d.b_s = mean(OpKind::B);
-  else if (ran(OpKind::BInput))
-    d.b_s = mean(OpKind::BInput) + d.w_s;
-  d.w_s = std::min(d.w_s, d.b_s);
-  d.fb_s = ran(OpKind::FB) ? mean(OpKind::FB) : d.f_s + d.b_s;
-  return d;
-}
-
 }  // namespace moelab::schedule

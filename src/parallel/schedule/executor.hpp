@@ -50,8 +50,9 @@
 //     the pipeline one), and forward_backward is where the F and B all-to-alls
 //     of two micro-batches are interleaved (DeepSeek-V3 Figure 4).
 //   - execute() returns per-rank events; gather_measured + write_schedule_group
-//     log them as schedule/events (source = measured), and mean_durations
-//     feeds the simulator for the sim-vs-measured comparison.
+//     log them as schedule/events (source = measured), and
+//     measured_durations.hpp (stage_durations, mean_durations) feeds the
+//     simulator for the sim-vs-measured comparison.
 #pragma once
 
 #include <mpi.h>
@@ -60,6 +61,7 @@
 #include <span>
 #include <vector>
 
+#include "parallel/schedule/measured_durations.hpp"  // mean_durations, stage_durations (were declared here)
 #include "parallel/schedule/schedule.hpp"
 #include "parallel/schedule/simulate.hpp"
 
@@ -114,12 +116,5 @@ ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm);
 // parameter copies), in the same form as the simulator's; other ranks get an
 // empty result.
 SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm comm, int root = 0);
-
-// Mean op durations of a timeline (measured or simulated), for "simulate the
-// executed run with the durations measured in it": F, B, W and F&B from the
-// ops of that kind; B = B_input + W when no full B ran; W = 0 when nothing
-// was split; F&B = F + B when no pair ran; otherwise `fallback`'s values.
-// p2p stays at fallback.p2p_s.
-Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
 
 }  // namespace moelab::schedule

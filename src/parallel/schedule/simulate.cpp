@@ -1,6 +1,7 @@
 #include "parallel/schedule/simulate.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include "core/error.hpp"
 #include "parallel/schedule/graph.hpp"
@@ -26,6 +27,71 @@ void Durations::validate() const {
       << ", p2p " << p2p_s << ")";
   MOE_CHECK(w_s <= b_s) << "schedule durations: W (" << w_s << ") is part of the full backward B (" << b_s
                         << ") and cannot exceed it";
+}
+
+StageDurations::StageDurations(const Durations& d, int num_stages) : global(d) {
+  MOE_CHECK(num_stages >= 0) << "schedule durations: negative stage count " << num_stages;
+  PerKind unset;
+  unset.fill(kUnset);
+  stage_s.assign(num_stages, unset);
+  fb_pair_s.assign(static_cast<size_t>(num_stages) * num_stages, kUnset);
+}
+
+StageDurations StageDurations::per_stage(const std::vector<Durations>& stages, double p2p_s) {
+  Durations global;
+  global.p2p_s = p2p_s;
+  StageDurations out(global, static_cast<int>(stages.size()));
+  for (int st = 0; st < out.num_stages(); ++st) {
+    stages[st].validate();
+    for (int k = 0; k < kNumOpKinds; ++k) out.stage_s[st][k] = stages[st].of(static_cast<OpKind>(k));
+  }
+  return out;
+}
+
+void StageDurations::set(int stage, OpKind kind, double seconds) {
+  MOE_CHECK(stage >= 0 && stage < num_stages()) << "schedule durations: stage " << stage << " outside the table's "
+                                                << num_stages() << " stages";
+  stage_s[stage][static_cast<int>(kind)] = seconds;
+}
+
+void StageDurations::set_fb_pair(int f_stage, int b_stage, double seconds) {
+  const int n = num_stages();
+  MOE_CHECK(f_stage >= 0 && f_stage < n && b_stage >= 0 && b_stage < n)
+      << "schedule durations: F&B pair (" << f_stage << ", " << b_stage << ") outside the table's " << n << " stages";
+  fb_pair_s[static_cast<size_t>(f_stage) * n + b_stage] = seconds;
+}
+
+double StageDurations::at(int stage, OpKind kind) const {
+  if (stage >= 0 && stage < num_stages()) {
+    const double v = stage_s[stage][static_cast<int>(kind)];
+    if (v >= 0) return v;
+  }
+  return global.of(kind);
+}
+
+double StageDurations::of(const Op& op) const {
+  if (op.kind == OpKind::FB && op.stage < num_stages() && op.b_stage < num_stages()) {
+    const double v = fb_pair_s[static_cast<size_t>(op.stage) * num_stages() + op.b_stage];
+    if (v >= 0) return v;
+  }
+  return at(op.stage, op.kind);
+}
+
+void StageDurations::validate(int num_stages_expected) const {
+  global.validate();
+  const int n = num_stages();
+  MOE_CHECK(n == 0 || n == num_stages_expected) << "schedule durations: a table of " << n
+                                                << " stages for a schedule of " << num_stages_expected;
+  MOE_CHECK(fb_pair_s.size() == static_cast<size_t>(n) * n)
+      << "schedule durations: F&B pair table of " << fb_pair_s.size() << " entries for " << n << " stages";
+  auto ok = [](double v) { return v == kUnset || v >= 0; };
+  for (int st = 0; st < n; ++st)
+    for (int k = 0; k < kNumOpKinds; ++k)
+      MOE_CHECK(ok(stage_s[st][k])) << "schedule durations: stage " << st << " "
+                                    << op_name(static_cast<OpKind>(k)) << " " << stage_s[st][k] << " s < 0";
+  for (size_t i = 0; i < fb_pair_s.size(); ++i)
+    MOE_CHECK(ok(fb_pair_s[i])) << "schedule durations: F&B of forward stage " << i / n << ", backward stage "
+                                << i % n << " " << fb_pair_s[i] << " s < 0";
 }
 
 double SimResult::max_idle_s() const {
@@ -83,11 +149,12 @@ std::vector<int64_t> peak_activations(const Schedule& s) {
   return peak;
 }
 
-SimResult simulate(const Schedule& s, const Durations& d) {
-  d.validate();
+namespace {
+
+SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)>& duration_s, double p2p_s) {
   validate(s);
   const detail::Graph g = detail::build_graph(s);
-  const detail::Replay run = detail::replay(s, g, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s);
+  const detail::Replay run = detail::replay(s, g, duration_s, p2p_s);
   MOE_CHECK(run.complete) << "schedule " << s.kind << ": replay did not complete";
 
   SimResult out;
@@ -111,6 +178,18 @@ SimResult simulate(const Schedule& s, const Durations& d) {
   }
   for (auto& f : out.ranks) f.idle_s = out.makespan_s - f.busy_s;
   return out;
+}
+
+}  // namespace
+
+SimResult simulate(const Schedule& s, const Durations& d) {
+  d.validate();
+  return simulate_with(s, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s);
+}
+
+SimResult simulate(const Schedule& s, const StageDurations& d) {
+  d.validate(s.num_stages);
+  return simulate_with(s, [&](const Op& op) { return d.of(op); }, d.global.p2p_s);
 }
 
 double table2_bubble_s(const std::string& kind, int pp, const Durations& d) {

@@ -8,8 +8,14 @@
 // micro-batch's activations of one stage: +1 when a forward starts, -1 when
 // the (mb, stage)'s backward is complete, i.e. after B or after W) and the
 // parameter copies (stages held, in units of one stage).
+//
+// Durations may also differ by stage (StageDurations): the embedding stage and
+// the head + loss stage of a real model are much heavier than the middle ones,
+// and one mean per op kind misses that (measured_durations.hpp extracts such a
+// table from a timeline).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +33,36 @@ struct Durations {
   double b_input_s() const { return b_s - w_s; }
   double of(OpKind kind) const;
   void validate() const;  // non-negative, w <= b
+};
+
+// Op durations per (stage, op kind), each overriding `global` where set (an
+// entry < 0 is unset). An F&B op overlaps the forward of one stage with the
+// backward of another (DualPipe: the two stages a rank holds), so its time is
+// looked up by the (forward stage, backward stage) pair first, then by its
+// forward stage's F&B entry, then global.fb_s. The point-to-point latency is
+// global.p2p_s for every transfer.
+struct StageDurations {
+  static constexpr double kUnset = -1.0;
+  using PerKind = std::array<double, kNumOpKinds>;  // seconds by OpKind; kUnset = use global
+
+  Durations global;
+  std::vector<PerKind> stage_s;   // [S] or empty (every op takes global)
+  std::vector<double> fb_pair_s;  // [S, S] row-major: forward stage, backward stage
+
+  StageDurations() = default;
+  // Every (stage, kind) unset: global for all ops until set.
+  explicit StageDurations(const Durations& d, int num_stages = 0);
+  // One Durations per stage ([S]; its B_input = B - W, its F&B the F&B whose
+  // forward half is on that stage); p2p_s the latency.
+  static StageDurations per_stage(const std::vector<Durations>& stages, double p2p_s);
+
+  int num_stages() const { return static_cast<int>(stage_s.size()); }
+  void set(int stage, OpKind kind, double seconds);
+  void set_fb_pair(int f_stage, int b_stage, double seconds);
+  double at(int stage, OpKind kind) const;  // the entry, or global.of(kind)
+  double of(const Op& op) const;
+  // global.validate(); set entries >= 0; 0 or num_stages stages.
+  void validate(int num_stages) const;
 };
 
 // One row of the schedule/events table.
@@ -60,6 +96,7 @@ struct SimResult {
 
 // Validates the schedule (throws on problems), then replays it.
 SimResult simulate(const Schedule& s, const Durations& d);
+SimResult simulate(const Schedule& s, const StageDurations& d);
 
 // Peak in-flight activations of each rank (timing-independent).
 std::vector<int64_t> peak_activations(const Schedule& s);
