@@ -22,6 +22,7 @@
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
+#include "parallel/schedule/measured_durations.hpp"
 #include "parallel/schedule/simulate.hpp"
 #include "parallel/schedule/validate.hpp"
 

@@ -2,7 +2,8 @@
 // simulator's per-(stage, op kind) table (StageDurations in simulate.hpp).
 // Closed-form invariant: a timeline simulated with per-stage durations (every
 // (stage, kind) and F&B pair its own value) and a p2p latency, passed through
-// stage_durations and simulated again, is reproduced event for event. The
+// stage_durations and simulated again, is reproduced event for event, and so
+// are the p2p latency and the gap between a rank's ops. The
 // durations are multiples of 1/16 s, so every sum and mean is exact and the
 // comparison is bit for bit.
 #include <gtest/gtest.h>
@@ -32,9 +33,10 @@ std::vector<Case> cases() {
 // and not tied together (B_input is not B - W, F&B is not F + B).
 double sixteenths(int a, int b, int c) { return ((a * 7 + b * 3 + c * 5) % 13 + 3) / 16.0; }
 
-StageDurations uneven_table(int num_stages, double p2p_s) {
-  Durations global;  // never used: every (stage, kind) and pair is set
+StageDurations uneven_table(int num_stages, double p2p_s, double gap_s) {
+  Durations global;  // durations never used: every (stage, kind) and pair is set
   global.p2p_s = p2p_s;
+  global.gap_s = gap_s;
   StageDurations d(global, num_stages);
   for (int st = 0; st < num_stages; ++st) {
     for (int k = 0; k < kNumOpKinds; ++k) d.set(st, static_cast<OpKind>(k), sixteenths(st, k, 1));
@@ -62,27 +64,39 @@ void expect_same_events(const SimResult& got, const SimResult& want, const std::
 
 TEST(StageDurations, ExtractedFromASimulatedTimelineReproduceItExactly) {
   for (const Case& c : cases())
-    for (double p2p_s : {0.0, 0.125, 0.5}) {
-      const Schedule s = make_schedule(c.kind, c.ranks, c.microbatches);
-      const std::string what = c.kind + " " + std::to_string(c.ranks) + " ranks, " + std::to_string(c.microbatches) +
-                               " micro-batches, p2p " + std::to_string(p2p_s);
-      const StageDurations truth = uneven_table(s.num_stages, p2p_s);
-      const SimResult timeline = simulate(s, truth);
+    for (double p2p_s : {0.0, 0.125, 0.5})
+      for (double gap_s : {0.0, 0.0625, 0.25}) {
+        const Schedule s = make_schedule(c.kind, c.ranks, c.microbatches);
+        const std::string what = c.kind + " " + std::to_string(c.ranks) + " ranks, " +
+                                 std::to_string(c.microbatches) + " micro-batches, p2p " + std::to_string(p2p_s) +
+                                 ", gap " + std::to_string(gap_s);
+        const StageDurations truth = uneven_table(s.num_stages, p2p_s, gap_s);
+        const SimResult timeline = simulate(s, truth);
 
-      const StageDurations got = stage_durations(timeline, s.num_stages);
-      const P2pLatency p2p = p2p_latency(timeline);
-      EXPECT_GT(p2p.num_samples, 0) << what;
-      EXPECT_EQ(p2p.latency_s, p2p_s) << what;
-      EXPECT_EQ(got.global.p2p_s, p2p_s) << what;
-      // Every op of the schedule finds its own entry again.
-      for (const auto& rank_ops : s.ops)
-        for (const Op& op : rank_ops) ASSERT_EQ(got.of(op), truth.of(op)) << what << ": " << op_text(op);
-      expect_same_events(simulate(s, got), timeline, what);
+        const StageDurations got = stage_durations(timeline, s.num_stages);
+        const Overheads overheads = measured_overheads(timeline);
+        EXPECT_GT(overheads.num_p2p_samples, 0) << what;
+        EXPECT_GT(overheads.num_gap_samples, 0) << what;
+        EXPECT_EQ(overheads.p2p_s, p2p_s) << what;
+        EXPECT_EQ(overheads.gap_s, gap_s) << what;
+        EXPECT_EQ(got.global.p2p_s, p2p_s) << what;
+        EXPECT_EQ(got.global.gap_s, gap_s) << what;
+        // Every op of the schedule finds its own entry again.
+        for (const auto& rank_ops : s.ops)
+          for (const Op& op : rank_ops) ASSERT_EQ(got.of(op), truth.of(op)) << what << ": " << op_text(op);
+        expect_same_events(simulate(s, got), timeline, what);
 
-      // One mean per op kind cannot: the stages differ.
-      const Durations mean = mean_durations(timeline);
-      EXPECT_NE(simulate(s, mean).makespan_s, timeline.makespan_s) << what;
-    }
+        // One mean per op kind cannot: the stages differ.
+        Durations mean = mean_durations(timeline);
+        mean.p2p_s = p2p_s;
+        mean.gap_s = gap_s;
+        const SimResult approx = simulate(s, mean);
+        bool all_equal = true;
+        for (size_t i = 0; i < approx.events.size(); ++i)
+          all_equal = all_equal && approx.events[i].start_s == timeline.events[i].start_s &&
+                      approx.events[i].end_s == timeline.events[i].end_s;
+        EXPECT_FALSE(all_equal) << what;
+      }
 }
 
 // A table with no stage entries is the global Durations, and so is a
@@ -125,37 +139,46 @@ TEST(StageDurations, ValidateRejectsBadTables) {
   EXPECT_THROW(StageDurations(Durations{}, 2).set(2, OpKind::F, 1.0), Error);
 }
 
-// The latency estimate ignores inputs that arrived while the rank was busy,
-// and takes the median of the waits (one descheduled receiver does not move it).
-TEST(StageDurations, P2pLatencyFromReceiveWaits) {
-  // 1F1B on 2 ranks, 1 micro-batch: F 0.0 (rank 0) -> F 0.1 (rank 1) -> B 0.1 -> B 0.0.
+// The estimates on a hand-made timeline: the gap from ops with local inputs
+// only, the latency from inputs that arrived after the rank was free, the
+// gap again from remote inputs that were there in time.
+TEST(StageDurations, OverheadsFromAMeasuredLikeTimeline) {
+  // 1F1B on 2 ranks, 2 micro-batches; times in ms.
   SimResult t;
-  auto add = [&](int rank, OpKind kind, int stage, double start, double end) {
+  auto add = [&](int rank, OpKind kind, int mb, int stage, double start_ms, double end_ms) {
     Event e;
     e.rank = rank;
     e.kind = kind;
-    e.microbatch = 0;
+    e.microbatch = mb;
     e.stage = stage;
-    e.start_s = start;
-    e.end_s = end;
+    e.start_s = start_ms / 1e3;
+    e.end_s = end_ms / 1e3;
     t.events.push_back(e);
   };
-  add(0, OpKind::F, 0, 0.0, 1.0);
-  add(1, OpKind::F, 1, 1.25, 2.0);  // waited 0.25 after rank 0's F
-  add(1, OpKind::B, 1, 2.0, 3.0);   // local input: no sample
-  add(0, OpKind::B, 0, 3.5, 4.0);   // waited 0.5
-  P2pLatency p = p2p_latency(t);
-  EXPECT_EQ(p.num_samples, 2);
-  EXPECT_EQ(p.latency_s, 0.375);
-  // Rank 0 busy until after the gradient arrived: no sample from that op.
-  t.events.insert(t.events.begin() + 1, Event{});
-  t.events[1].rank = 0;
-  t.events[1].kind = OpKind::W;  // a stand-in op keeping rank 0 busy until 3.25
-  t.events[1].microbatch = 5;
-  t.events[1].stage = 0;
-  t.events[1].start_s = 1.0;
-  t.events[1].end_s = 3.25;
-  p = p2p_latency(t);
-  EXPECT_EQ(p.num_samples, 1);
-  EXPECT_EQ(p.latency_s, 0.25);
+  add(0, OpKind::F, 0, 0, 0.0, 1.0);
+  add(0, OpKind::F, 1, 0, 1.5, 2.5);   // local only: gap 0.5
+  add(1, OpKind::F, 0, 1, 1.25, 2.0);  // first op, input at 1.0: p2p 0.25
+  add(1, OpKind::B, 0, 1, 2.25, 3.0);  // local only: gap 0.25
+  add(1, OpKind::F, 1, 1, 3.5, 4.0);   // input at 2.5, there before 3.0: gap 0.5
+  add(1, OpKind::B, 1, 1, 4.25, 5.0);  // local only: gap 0.25
+  add(0, OpKind::B, 0, 0, 3.75, 4.5);  // input at 3.0, rank free at 2.5 (+ gap): p2p 0.75
+  add(0, OpKind::B, 1, 0, 5.5, 6.0);   // input at 5.0, rank free at 4.5: p2p 0.5
+  const Overheads o = measured_overheads(t);
+  EXPECT_EQ(o.num_p2p_samples, 3);
+  EXPECT_NEAR(o.p2p_s, 0.5e-3, 1e-12);  // (0.25 + 0.75 + 0.5) / 3
+  EXPECT_EQ(o.num_gap_samples, 4);
+  EXPECT_NEAR(o.gap_s, 0.375e-3, 1e-12);  // (0.5 + 0.25 + 0.25 + 0.5) / 4
+  // The table keeps them; without samples the fallback's values stay.
+  const StageDurations d = stage_durations(t, 2);
+  EXPECT_EQ(d.global.p2p_s, o.p2p_s);
+  EXPECT_EQ(d.global.gap_s, o.gap_s);
+  EXPECT_NEAR(d.at(0, OpKind::B), (0.75e-3 + 0.5e-3) / 2, 1e-15);
+  Durations fallback;
+  fallback.p2p_s = 7;
+  fallback.gap_s = 9;
+  SimResult one_op;
+  one_op.events.push_back(t.events[0]);
+  const StageDurations lone = stage_durations(one_op, 2, fallback);
+  EXPECT_EQ(lone.global.p2p_s, 7);
+  EXPECT_EQ(lone.global.gap_s, 9);
 }

@@ -61,7 +61,6 @@
 #include <span>
 #include <vector>
 
-#include "parallel/schedule/measured_durations.hpp"  // mean_durations, stage_durations (were declared here)
 #include "parallel/schedule/schedule.hpp"
 #include "parallel/schedule/simulate.hpp"
 
@@ -102,6 +101,7 @@ class Stages {
 };
 
 struct ExecuteResult {
+  double origin_s = 0;  // steady clock (s) at this rank's time 0, its exit from the start barrier
   std::vector<Event> events;  // this rank's ops, program order; seconds since the common start
   double compute_s = 0;       // sum of op compute times
   double wait_s = 0;          // time blocked in receives
@@ -112,6 +112,8 @@ struct ExecuteResult {
 ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm);
 
 // Gathers every rank's events to root and returns the measured figures there
+// on one time axis (seconds since the earliest rank's origin_s) when the
+// ranks are on one node
 // (makespan, per-rank busy/idle, and the schedule's peak activations and
 // parameter copies), in the same form as the simulator's; other ranks get an
 // empty result.

@@ -31,10 +31,10 @@ Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
   return d;
 }
 
-P2pLatency p2p_latency(const SimResult& timeline) {
+Overheads measured_overheads(const SimResult& timeline) {
   // Who produced what, and when: the forward output and the input gradient
-  // of each (micro-batch, stage); an F&B op produces both of its halves at
-  // its end.
+  // of each (micro-batch, stage), and the B_input a W continues; an F&B op
+  // produces both of its halves at its end.
   struct Produced {
     int rank = -1;
     double end_s = 0;
@@ -48,13 +48,18 @@ P2pLatency p2p_latency(const SimResult& timeline) {
     if (e.kind == OpKind::B || e.kind == OpKind::BInput) backward_out[key(e.microbatch, e.stage)] = {e.rank, e.end_s};
     if (e.kind == OpKind::FB) backward_out[key(e.b_microbatch, e.b_stage)] = {e.rank, e.end_s};
   }
-  // Each rank's ops by start time (the program order), to know when the rank became free.
+  // Each op with the end of its rank's previous op (-1: none) and the latest
+  // end among its inputs from other ranks (-1: all local). The inputs of a
+  // backward on the same rank (its forward, and W's B_input) are local.
+  struct Seen {
+    double start_s, previous_end_s, remote_end_s;
+  };
   std::vector<std::vector<const Event*>> by_rank(num_ranks);
   for (const Event& e : timeline.events) by_rank[e.rank].push_back(&e);
-  std::vector<double> samples;
+  std::vector<Seen> seen;
   for (auto& ops : by_rank) {
     std::stable_sort(ops.begin(), ops.end(), [](const Event* a, const Event* b) { return a->start_s < b->start_s; });
-    double free_s = 0;  // the previous op's end (0: the step's common start)
+    double previous_end_s = -1;
     for (const Event* e : ops) {
       double remote_end_s = -1;
       auto need = [&](const std::unordered_map<int64_t, Produced>& from, int mb, int stage) {
@@ -64,20 +69,28 @@ P2pLatency p2p_latency(const SimResult& timeline) {
       if (e->kind == OpKind::F || e->kind == OpKind::FB) need(forward_out, e->microbatch, e->stage - 1);
       if (e->kind == OpKind::B || e->kind == OpKind::BInput) need(backward_out, e->microbatch, e->stage + 1);
       if (e->kind == OpKind::FB) need(backward_out, e->b_microbatch, e->b_stage + 1);
-      // NOTE: only when the data was produced after this rank became free
-      // did the rank certainly wait for the transfer; data that arrived
-      // earlier says nothing about the latency.
-      if (remote_end_s > free_s) samples.push_back(e->start_s - remote_end_s);
-      free_s = std::max(free_s, e->end_s);
+      seen.push_back({e->start_s, previous_end_s, remote_end_s});
+      previous_end_s = std::max(previous_end_s, e->end_s);
     }
   }
-  P2pLatency out;
-  out.num_samples = static_cast<int64_t>(samples.size());
-  if (samples.empty()) return out;
-  std::sort(samples.begin(), samples.end());
-  const size_t n = samples.size();
-  out.latency_s = n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-  out.latency_s = std::max(out.latency_s, 0.0);  // clock offsets between ranks can make a few samples negative
+  Overheads out;
+  auto mean = [](double sum, int64_t n) { return n > 0 ? std::max(sum / n, 0.0) : 0.0; };
+  // 1. The gap where nothing came from another rank.
+  double gap_sum = 0, p2p_sum = 0;
+  for (const Seen& x : seen)
+    if (x.previous_end_s >= 0 && x.remote_end_s < 0) gap_sum += x.start_s - x.previous_end_s, ++out.num_gap_samples;
+  const double local_gap_s = mean(gap_sum, out.num_gap_samples);
+  // 2. The latency where the rank waited for a transfer. NOTE: data that
+  // arrived while the rank was busy says nothing about the latency.
+  for (const Seen& x : seen)
+    if (x.remote_end_s >= 0 && x.remote_end_s > (x.previous_end_s >= 0 ? x.previous_end_s + local_gap_s : 0.0))
+      p2p_sum += x.start_s - x.remote_end_s, ++out.num_p2p_samples;
+  out.p2p_s = mean(p2p_sum, out.num_p2p_samples);
+  // 3. The gap again, with the ops whose remote inputs were already there.
+  for (const Seen& x : seen)
+    if (x.previous_end_s >= 0 && x.remote_end_s >= 0 && x.remote_end_s + out.p2p_s <= x.previous_end_s)
+      gap_sum += x.start_s - x.previous_end_s, ++out.num_gap_samples;
+  out.gap_s = mean(gap_sum, out.num_gap_samples);
   return out;
 }
 
@@ -102,8 +115,9 @@ StageDurations stage_durations(const SimResult& timeline, int num_stages, const 
     }
   }
   Durations global = mean_durations(timeline, fallback);
-  const P2pLatency p2p = p2p_latency(timeline);
-  global.p2p_s = p2p.num_samples > 0 ? p2p.latency_s : fallback.p2p_s;
+  const Overheads overheads = measured_overheads(timeline);
+  global.p2p_s = overheads.num_p2p_samples > 0 ? overheads.p2p_s : fallback.p2p_s;
+  global.gap_s = overheads.num_gap_samples > 0 ? overheads.gap_s : fallback.gap_s;
   StageDurations out(global, S);
   for (int st = 0; st < S; ++st)
     for (int k = 0; k < kNumOpKinds; ++k)

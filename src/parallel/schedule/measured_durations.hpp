@@ -6,7 +6,7 @@
 //   mean_durations       one mean per op kind (F, B, W, F&B) for all stages
 //   stage_durations      one mean per (stage, op kind), F&B per (forward
 //                        stage, backward stage) pair, and the point-to-point
-//                        latency estimated from the receive waits
+//                        latency and the gap between ops seen in the timeline
 //
 // Why per stage and not per rank: a stage is a fixed piece of the model (the
 // embedding on the first, head and loss on the last, dense or MoE layers in
@@ -16,9 +16,10 @@
 // the model rather than one schedule's placement. An F&B op computes the
 // forward of one stage and the backward of another (DualPipe(V): the two
 // stages a rank holds, in either order), so its time belongs to the ordered
-// pair, not to either stage. The invariant (tests/parallel/test_schedule.cpp):
-// a timeline simulated with per-stage durations and a p2p latency, passed
-// through stage_durations and simulated again, is reproduced exactly.
+// pair, not to either stage. The invariant
+// (tests/parallel/test_measured_durations.cpp): a timeline simulated with
+// per-stage durations, a p2p latency and a gap, passed through
+// stage_durations and simulated again, is reproduced exactly.
 #pragma once
 
 #include <cstdint>
@@ -33,24 +34,33 @@ namespace moelab::schedule {
 // fallback.p2p_s.
 Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
 
-// Point-to-point latency seen in a timeline. A sample is taken at every op
-// that needs data from another rank which was produced after the op's rank
-// had become free (its previous op's end): the rank then waited for that
-// transfer, and start - (producer's end) is the latency (with the send and
-// receive overheads). The estimate is the median of the samples (robust to a
-// few descheduled ranks); a simulated timeline gives its p2p_s exactly.
-struct P2pLatency {
-  double latency_s = 0;     // median; 0 without samples
-  int64_t num_samples = 0;
+// What a timeline shows besides op durations: the point-to-point latency and
+// the gap a rank leaves between two of its ops when nothing holds it back
+// (bookkeeping, sends; and, with more ranks than cores, waiting to be
+// scheduled again: 4 ranks on 2 cores leave milliseconds). Both are means,
+// not medians: the gaps are mostly microseconds with a few of milliseconds,
+// and a makespan is their sum. Estimated in this order, so that a simulated
+// timeline gives back its gap_s and p2p_s exactly:
+//   gap  start - (previous op's end) over ops whose inputs are all local
+//        (stage 0's forwards, the last stage's backwards, W ...)
+//   p2p  start - (producer's end) over ops with an input from another rank
+//        produced later than the rank's previous op's end + gap: the rank
+//        then waited for the transfer
+//   gap  again, adding the ops whose remote inputs were there (end + p2p)
+//        before the rank's previous op ended
+struct Overheads {
+  double p2p_s = 0, gap_s = 0;  // means; 0 without samples
+  int64_t num_p2p_samples = 0, num_gap_samples = 0;
 };
-P2pLatency p2p_latency(const SimResult& timeline);
+Overheads measured_overheads(const SimResult& timeline);
 
 // Per-(stage, op kind) means of a timeline of a schedule with `num_stages`
 // stages: every (stage, kind) that ran gets the mean of its ops, every F&B
 // (forward stage, backward stage) pair that ran the mean of its ops (and
 // each forward stage's F&B entry the mean over its pairs); the rest stays
 // unset and falls back to global = mean_durations(timeline, fallback). The
-// latency is p2p_latency(timeline) when it has samples, else fallback.p2p_s.
+// latency and the gap are measured_overheads(timeline)'s where it has
+// samples, else fallback's.
 StageDurations stage_durations(const SimResult& timeline, int num_stages, const Durations& fallback = {});
 
 }  // namespace moelab::schedule

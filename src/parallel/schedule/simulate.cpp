@@ -22,9 +22,9 @@ double Durations::of(OpKind kind) const {
 }
 
 void Durations::validate() const {
-  MOE_CHECK(f_s >= 0 && b_s >= 0 && w_s >= 0 && fb_s >= 0 && p2p_s >= 0)
+  MOE_CHECK(f_s >= 0 && b_s >= 0 && w_s >= 0 && fb_s >= 0 && p2p_s >= 0 && gap_s >= 0)
       << "schedule durations must be >= 0 (F " << f_s << ", B " << b_s << ", W " << w_s << ", F&B " << fb_s
-      << ", p2p " << p2p_s << ")";
+      << ", p2p " << p2p_s << ", gap " << gap_s << ")";
   MOE_CHECK(w_s <= b_s) << "schedule durations: W (" << w_s << ") is part of the full backward B (" << b_s
                         << ") and cannot exceed it";
 }
@@ -151,10 +151,11 @@ std::vector<int64_t> peak_activations(const Schedule& s) {
 
 namespace {
 
-SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)>& duration_s, double p2p_s) {
+SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)>& duration_s, double p2p_s,
+                        double gap_s) {
   validate(s);
   const detail::Graph g = detail::build_graph(s);
-  const detail::Replay run = detail::replay(s, g, duration_s, p2p_s);
+  const detail::Replay run = detail::replay(s, g, duration_s, p2p_s, gap_s);
   MOE_CHECK(run.complete) << "schedule " << s.kind << ": replay did not complete";
 
   SimResult out;
@@ -184,12 +185,12 @@ SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)
 
 SimResult simulate(const Schedule& s, const Durations& d) {
   d.validate();
-  return simulate_with(s, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s);
+  return simulate_with(s, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s, d.gap_s);
 }
 
 SimResult simulate(const Schedule& s, const StageDurations& d) {
   d.validate(s.num_stages);
-  return simulate_with(s, [&](const Op& op) { return d.of(op); }, d.global.p2p_s);
+  return simulate_with(s, [&](const Op& op) { return d.of(op); }, d.global.p2p_s, d.global.gap_s);
 }
 
 double table2_bubble_s(const std::string& kind, int pp, const Durations& d) {

@@ -3,7 +3,8 @@
 // forward F, full backward B, weight-gradient part W (so B_input = B - W),
 // an overlapped forward-and-backward pair F&B and a point-to-point latency,
 // every rank runs its program in order; an op starts when the rank is free
-// and its inputs have arrived. Reported per rank: busy time, idle time
+// (gap_s after its previous op: 0 for the paper's model; measured timelines
+// have one) and its inputs have arrived. Reported per rank: busy time, idle time
 // (makespan - busy: the bubble), peak in-flight activations (in units of one
 // micro-batch's activations of one stage: +1 when a forward starts, -1 when
 // the (mb, stage)'s backward is complete, i.e. after B or after W) and the
@@ -30,6 +31,7 @@ struct Durations {
   double w_s = 1.0;    // weight-gradient part of b_s
   double fb_s = 3.0;   // overlapped forward + backward pair
   double p2p_s = 0.0;  // latency of one activation / gradient transfer between ranks
+  double gap_s = 0.0;  // a rank's time between two of its ops (bookkeeping, or waiting for a core)
   double b_input_s() const { return b_s - w_s; }
   double of(OpKind kind) const;
   void validate() const;  // non-negative, w <= b
@@ -39,8 +41,9 @@ struct Durations {
 // entry < 0 is unset). An F&B op overlaps the forward of one stage with the
 // backward of another (DualPipe: the two stages a rank holds), so its time is
 // looked up by the (forward stage, backward stage) pair first, then by its
-// forward stage's F&B entry, then global.fb_s. The point-to-point latency is
-// global.p2p_s for every transfer.
+// forward stage's F&B entry, then global.fb_s. The point-to-point latency
+// (global.p2p_s) and the gap between two ops of a rank (global.gap_s) are the
+// same everywhere.
 struct StageDurations {
   static constexpr double kUnset = -1.0;
   using PerKind = std::array<double, kNumOpKinds>;  // seconds by OpKind; kUnset = use global
