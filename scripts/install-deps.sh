@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin
   libhdf5-dev
-  libboost-program-options-dev
+  libboost-program-options-dev libboost-context-dev  # context: the F&B fibers (src/parallel/overlap_pair.hpp)
   libbenchmark-dev libgtest-dev libgmock-dev
   libopenblas-dev
   nlohmann-json3-dev

@@ -66,7 +66,7 @@ std::string join_command_line(int argc, char** argv) {
 int main(int argc, char** argv) {
   moelab::ensure_passive_omp_wait(argv);
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);  // the pipeline executor's progress thread and F&B pair
   moelab::CommandContext ctx;
   MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &ctx.world_size);

@@ -196,22 +196,33 @@ ModelLosses model_forward(ModelSaved<T>& s, const ModelParams<T>& params, const 
     std::swap(x, y);
   }
   s.h = std::move(x);
+  return model_head_forward(s, params, c, s.rope, ctx);
+}
+
+template <typename T>
+ModelLosses model_head_forward(ModelSaved<T>& s, const ModelParams<T>& params, const ModelConfig& c,
+                               const MlaRope<T>& rope, const ModelContext<T>& ctx) {
+  const int64_t tokens = s.shape.tokens();
+  MOE_CHECK(s.h.numel() == tokens * c.hidden_size && static_cast<int64_t>(s.token_ids.size()) == tokens &&
+            static_cast<int64_t>(s.targets.size()) == tokens)
+      << "model_head_forward: h of " << s.h.numel() << " values, " << s.token_ids.size() << " ids and "
+      << s.targets.size() << " targets for " << s.shape.batch << " x " << s.shape.seq_len << " tokens";
   rmsnorm_forward(s.fn, s.fn_inv, s.h, *params.norm, c.rms_norm_eps);
   head_forward(s.probs, s.fn, *params.lm_head, ctx.precision);
   ModelLosses losses;
-  losses.loss = cross_entropy_forward(s.probs, targets.data(), tokens);
+  losses.loss = cross_entropy_forward(s.probs, s.targets.data(), tokens);
 
   const int64_t depth = static_cast<int64_t>(params.mtp.size());
   s.mtp.resize(depth);
   const Tensor<T>* h_prev = &s.h;
-  int64_t prev_len = seq_len;
+  int64_t prev_len = s.shape.seq_len;
   for (int64_t k = 1; k <= depth; ++k) {
     const double l = mtp_forward(s.mtp[k - 1], params.mtp[k - 1], *params.embed_tokens, *params.lm_head, *h_prev,
-                                 prev_len, token_ids, targets, batch, seq_len, k, c, s.rope, ctx);
+                                 prev_len, s.token_ids, s.targets, s.shape.batch, s.shape.seq_len, k, c, rope, ctx);
     losses.mtp_losses.push_back(l);
-    losses.mtp_loss += mtp_lambda / depth * l;
+    losses.mtp_loss += s.mtp_lambda / depth * l;
     h_prev = &s.mtp[k - 1].out;
-    prev_len = seq_len - k;
+    prev_len = s.shape.seq_len - k;
   }
   losses.total = losses.loss + losses.mtp_loss;
   return losses;
@@ -219,31 +230,40 @@ ModelLosses model_forward(ModelSaved<T>& s, const ModelParams<T>& params, const 
 
 template <typename T>
 void model_backward(ModelParams<T>& params, ModelSaved<T>& s, const ModelConfig& c, const ModelContext<T>& ctx) {
-  const int64_t tokens = s.shape.tokens(), H = c.hidden_size;
+  const int64_t tokens = s.shape.tokens();
   MOE_CHECK(static_cast<int64_t>(s.layers.size()) == c.num_hidden_layers) << "model_backward before model_forward";
+  Tensor<T> dh, dx;
+  model_head_backward(dh, params, s, c, s.rope, 1.0, ctx);
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    block_backward(dx, s.layers[l], params.layers[l], dh, c, s.shape, s.rope, ctx);
+    std::swap(dx, dh);
+  }
+  embedding_backward(*params.embed_tokens, dh, s.token_ids.data(), tokens);
+}
+
+template <typename T>
+void model_head_backward(Tensor<T>& dh, ModelParams<T>& params, ModelSaved<T>& s, const ModelConfig& c,
+                         const MlaRope<T>& rope, double loss_scale, const ModelContext<T>& ctx) {
+  const int64_t tokens = s.shape.tokens(), H = c.hidden_size;
+  MOE_CHECK(s.probs.numel() == tokens * c.vocab_size) << "model_head_backward before model_head_forward";
   // MTP modules, last first: each passes d h^{k-1} to the one before, the first to the main output.
-  Tensor<T> dh({tokens, H});
+  dh = Tensor<T>({tokens, H});
   const int64_t depth = static_cast<int64_t>(s.mtp.size());
   Tensor<T> d_next;
   for (int64_t k = depth; k >= 1; --k) {
     const int64_t prev_len = s.shape.seq_len - (k - 1);
     Tensor<T> d_prev({s.shape.batch * prev_len, H});
     mtp_backward(d_prev, s.mtp[k - 1], params.mtp[k - 1], *params.embed_tokens, *params.lm_head,
-                 k < depth ? &d_next : nullptr, s.mtp_lambda / depth, c, s.rope, ctx);
+                 k < depth ? &d_next : nullptr, loss_scale * s.mtp_lambda / depth, c, rope, ctx);
     d_next = std::move(d_prev);
   }
   if (depth > 0) dh = std::move(d_next);
 
-  cross_entropy_backward(s.probs, s.targets.data(), tokens, 1.0);
+  cross_entropy_backward(s.probs, s.targets.data(), tokens, loss_scale);
   Tensor<T> dfn, dx;
   head_backward(dfn, *params.lm_head, s.probs, s.fn, ctx.precision);
   rmsnorm_backward(dx, *params.norm, dfn, s.h, s.fn_inv);
   for (int64_t i = 0; i < dx.numel(); ++i) dh[i] += dx[i];
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
-    block_backward(dx, s.layers[l], params.layers[l], dh, c, s.shape, s.rope, ctx);
-    std::swap(dx, dh);
-  }
-  embedding_backward(*params.embed_tokens, dh, s.token_ids.data(), tokens);
 }
 
 double model_forward_flops(const ModelConfig& c, SeqShape shape) {
@@ -272,7 +292,11 @@ template BlockParams<double> bind_block_params<double>(const ModelConfig&, int64
   template ModelLosses model_forward<T>(ModelSaved<T>&, const ModelParams<T>&, const ModelConfig&,                \
                                         const std::vector<int32_t>&, const std::vector<int32_t>&, int64_t, int64_t, \
                                         double, const ModelContext<T>&);                                          \
-  template void model_backward<T>(ModelParams<T>&, ModelSaved<T>&, const ModelConfig&, const ModelContext<T>&);
+  template void model_backward<T>(ModelParams<T>&, ModelSaved<T>&, const ModelConfig&, const ModelContext<T>&);     \
+  template ModelLosses model_head_forward<T>(ModelSaved<T>&, const ModelParams<T>&, const ModelConfig&,           \
+                                             const MlaRope<T>&, const ModelContext<T>&);                          \
+  template void model_head_backward<T>(Tensor<T>&, ModelParams<T>&, ModelSaved<T>&, const ModelConfig&,            \
+                                       const MlaRope<T>&, double, const ModelContext<T>&);
 MOELAB_MODEL_INSTANTIATE(float)
 MOELAB_MODEL_INSTANTIATE(double)
 

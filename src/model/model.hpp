@@ -86,6 +86,32 @@ template <typename T>
 void model_backward(ModelParams<T>& params, ModelSaved<T>& saved, const ModelConfig& config,
                     const ModelContext<T>& ctx);
 
+// The part of the model after the last decoder layer, alone (the pipeline's
+// last stage runs it; model_forward/model_backward call it): model.norm ->
+// lm_head -> cross entropy, then the MTP modules on the last block output.
+// Before the forward, s.h [T, H], s.shape, s.token_ids, s.targets and
+// s.mtp_lambda must be set (s.layers is not used); rope covers seq_len.
+template <typename T>
+ModelLosses model_head_forward(ModelSaved<T>& s, const ModelParams<T>& params, const ModelConfig& config,
+                               const MlaRope<T>& rope, const ModelContext<T>& ctx);
+
+// Its backward for loss_scale · total: norm, head, MTP (embedding and head
+// shared) weight grads +=; dh [T, H] = d(loss_scale · total) / d s.h.
+template <typename T>
+void model_head_backward(Tensor<T>& dh, ModelParams<T>& params, ModelSaved<T>& s, const ModelConfig& config,
+                         const MlaRope<T>& rope, double loss_scale, const ModelContext<T>& ctx);
+
+// Every MoE layer of a forward into s, main layers then the MTP modules':
+// fn(BlockParams<T>& layer, MoeSaved<T>& saved, SeqShape shape of its input).
+// Only the main layers that s.layers holds are visited.
+template <typename T, typename Fn>
+void for_each_moe_layer(ModelParams<T>& params, ModelSaved<T>& s, Fn&& fn) {
+  for (size_t i = 0; i < params.layers.size() && i < s.layers.size(); ++i)
+    if (params.layers[i].is_moe) fn(params.layers[i], s.layers[i].moe, s.shape);
+  for (size_t k = 0; k < params.mtp.size() && k < s.mtp.size(); ++k)
+    if (params.mtp[k].block.is_moe) fn(params.mtp[k].block, s.mtp[k].block.moe, s.mtp[k].shape);
+}
+
 // Binds one decoder layer's parameters by name (layer = real index; MTP
 // blocks are layers num_hidden_layers + k - 1). `lookup` returns null for an
 // absent name; a missing required parameter throws naming it.

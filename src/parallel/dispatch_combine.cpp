@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
+#include "parallel/comm_progress.hpp"
 
 namespace moelab::parallel {
 
@@ -76,9 +77,11 @@ std::vector<std::vector<int64_t>> direct_send_lists(const Topology& topo, const 
 
 namespace {
 
-// One MPI_Alltoallv among the EP ranks with a fixed routing of rows: send
-// slot i carries the sender's local row send_src[i] to the peer it is grouped
-// under. forward() moves records along it, reverse() back against it.
+// One all-to-all among the EP ranks with a fixed routing of rows: send slot
+// i carries the sender's local row send_src[i] to the peer it is grouped
+// under. forward() moves records along it, reverse() back against it. The
+// all-to-alls are non-blocking, waited with wait_request, so that in an
+// overlapped F&B step the other half computes while they are in flight.
 struct Exchange {
   const Topology* topo = nullptr;
   std::vector<int> send_rows, recv_rows;  // per peer (EP rank)
@@ -96,7 +99,9 @@ struct Exchange {
       send_rows[p] = static_cast<int>(lists[p].size());
       send_src.insert(send_src.end(), lists[p].begin(), lists[p].end());
     }
-    MOE_MPI_CHECK(MPI_Alltoall(send_rows.data(), 1, MPI_INT, recv_rows.data(), 1, MPI_INT, t.ep_comm()));
+    MPI_Request request = MPI_REQUEST_NULL;
+    MOE_MPI_CHECK(MPI_Ialltoall(send_rows.data(), 1, MPI_INT, recv_rows.data(), 1, MPI_INT, t.ep_comm(), &request));
+    wait_request(&request, CommClass::expert);
     total_send = static_cast<int64_t>(send_src.size());
     total_recv = 0;
     for (int c : recv_rows) total_recv += c;
@@ -121,8 +126,10 @@ struct Exchange {
       so += sc[p];
       ro += rc[p];
     }
-    MOE_MPI_CHECK(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE,
-                                topo->ep_comm()));
+    MPI_Request request = MPI_REQUEST_NULL;
+    MOE_MPI_CHECK(MPI_Ialltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE,
+                                 topo->ep_comm(), &request));
+    wait_request(&request, CommClass::expert);
   }
 
   // src [rows, rec] indexed by send_src -> recv [total_recv, rec].

@@ -5,9 +5,6 @@
 
 #include "core/error.hpp"
 #include "model/embedding.hpp"
-#include "model/head.hpp"
-#include "model/loss.hpp"
-#include "model/rmsnorm.hpp"
 
 namespace moelab::pipeline {
 
@@ -17,19 +14,62 @@ std::pair<int64_t, int64_t> stage_layers(int64_t num_layers, int num_stages, int
   return {num_layers * stage / num_stages, num_layers * (stage + 1) / num_stages};
 }
 
+LossSums& LossSums::operator+=(const LossSums& o) {
+  loss += o.loss;
+  if (mtp.size() < o.mtp.size()) mtp.resize(o.mtp.size(), 0.0);
+  for (size_t k = 0; k < o.mtp.size(); ++k) mtp[k] += o.mtp[k];
+  aux += o.aux;
+  total += o.total;
+  return *this;
+}
+
+LossSums& LossSums::operator*=(double scale) {
+  loss *= scale;
+  for (double& l : mtp) l *= scale;
+  aux *= scale;
+  total *= scale;
+  return *this;
+}
+
+void sum_losses(LossSums& s, MPI_Comm comm) {
+  std::vector<double> flat{s.loss, s.aux, s.total};
+  flat.insert(flat.end(), s.mtp.begin(), s.mtp.end());
+  MPI_Allreduce(MPI_IN_PLACE, flat.data(), static_cast<int>(flat.size()), MPI_DOUBLE, MPI_SUM, comm);
+  s.loss = flat[0];
+  s.aux = flat[1];
+  s.total = flat[2];
+  std::copy(flat.begin() + 3, flat.end(), s.mtp.begin());
+}
+
 ModelStages::ModelStages(ModelParams<float>& params, const ModelConfig& config, int num_stages,
-                         const std::vector<MicroBatch>& micro_batches, const ModelContext<float>& ctx)
-    : params_(params), config_(config), num_stages_(num_stages), mbs_(micro_batches), ctx_(ctx) {
-  MOE_CHECK(params.mtp.empty()) << "pipeline stages: MTP modules are not pipelined (set model.mtp_depth = 0)";
+                         const std::vector<MicroBatch>& micro_batches, const ModelContext<float>& ctx,
+                         const ExtraLosses& extra)
+    : params_(params), config_(config), num_stages_(num_stages), mbs_(micro_batches), ctx_(ctx), extra_(extra) {
   MOE_CHECK(!micro_batches.empty()) << "pipeline stages: no micro-batches";
   int64_t max_len = 0;
   for (const auto& m : micro_batches) {
     MOE_CHECK(static_cast<int64_t>(m.token_ids.size()) == m.tokens() &&
               static_cast<int64_t>(m.targets.size()) == m.tokens())
         << "pipeline stages: micro-batch of " << m.token_ids.size() << " ids for " << m.batch << " x " << m.seq_len;
+    MOE_CHECK(m.seq_len > static_cast<int64_t>(params.mtp.size()))
+        << "pipeline stages: MTP depth " << params.mtp.size() << " needs sequences longer than that, got " << m.seq_len;
     max_len = std::max(max_len, m.seq_len);
   }
   rope_ = make_mla_rope<float>(config, max_len);
+  sums_.mtp.assign(params.mtp.size(), 0.0);  // the same length on every rank, for sum_losses
+}
+
+void ModelStages::after_moe_forward(int64_t layer, MoeSaved<float>& moe, SeqShape shape) {
+  const auto& load = moe.expert_load();
+  auto& acc = loads_[layer];
+  acc.resize(load.size(), 0.0);
+  for (size_t e = 0; e < load.size(); ++e) acc[e] += static_cast<double>(load[e]);
+  if (!extra_.balance) return;
+  const double aux = extra_.balance(moe, shape.batch, shape.seq_len);
+  sums_.aux += aux;
+  sums_.total += aux;
+  const float inv_c = static_cast<float>(1.0 / static_cast<double>(mbs_.size()));
+  for (float& g : moe.d_scores.data) g *= inv_c;
 }
 
 int64_t ModelStages::boundary_numel(int mb) const { return mbs_.at(mb).tokens() * config_.hidden_size; }
@@ -51,18 +91,23 @@ void ModelStages::forward(int mb, int stage, std::span<const float> input, std::
   for (int64_t l = l0; l < l1; ++l) {
     block_forward(y, s.layers[l - l0], params_.layers[l], x, config_, shape, rope_, ctx_);
     std::swap(x, y);
-    if (params_.layers[l].is_moe) {
-      const auto& load = s.layers[l - l0].moe.expert_load();
-      auto& acc = loads_[l];
-      acc.resize(load.size(), 0.0);
-      for (size_t e = 0; e < load.size(); ++e) acc[e] += static_cast<double>(load[e]);
-    }
+    if (params_.layers[l].is_moe) after_moe_forward(l, s.layers[l - l0].moe, shape);
   }
   if (stage == num_stages_ - 1) {
-    s.h = std::move(x);
-    rmsnorm_forward(s.fn, s.fn_inv, s.h, *params_.norm, config_.rms_norm_eps);
-    head_forward(s.probs, s.fn, *params_.lm_head, ctx_.precision);
-    loss_sum_ += cross_entropy_forward(s.probs, m.targets.data(), T);
+    ModelSaved<float>& head = s.head;
+    head.shape = shape;
+    head.mtp_lambda = extra_.mtp_lambda;
+    head.token_ids = m.token_ids;
+    head.targets = m.targets;
+    head.h = std::move(x);
+    const ModelLosses l = model_head_forward(head, params_, config_, rope_, ctx_);
+    sums_.loss += l.loss;
+    for (size_t k = 0; k < l.mtp_losses.size(); ++k) sums_.mtp[k] += l.mtp_losses[k];
+    sums_.total += l.total;
+    for (size_t k = 0; k < head.mtp.size(); ++k) {
+      const BlockParams<float>& block = params_.mtp[k].block;
+      if (block.is_moe) after_moe_forward(block.layer, head.mtp[k].block.moe, head.mtp[k].shape);
+    }
   } else {
     MOE_CHECK(static_cast<int64_t>(output.size()) == T * H) << "pipeline forward: output of " << output.size();
     std::copy(x.data.begin(), x.data.end(), output.begin());
@@ -86,10 +131,7 @@ void ModelStages::backward_input(int mb, int stage, std::span<const float> grad_
     defer.emplace(deferred_[{mb, stage}]);
   }
   if (stage == num_stages_ - 1) {
-    cross_entropy_backward(s.probs, m.targets.data(), T, 1.0 / static_cast<double>(mbs_.size()));
-    Tensor<float> dfn;
-    head_backward(dfn, *params_.lm_head, s.probs, s.fn, ctx_.precision);
-    rmsnorm_backward(dh, *params_.norm, dfn, s.h, s.fn_inv);
+    model_head_backward(dh, params_, s.head, config_, rope_, 1.0 / static_cast<double>(mbs_.size()), ctx_);
   } else {
     MOE_CHECK(static_cast<int64_t>(grad_output.size()) == T * H) << "pipeline backward: grad of " << grad_output.size();
     dh = Tensor<float>({T, H}, std::vector<float>(grad_output.begin(), grad_output.end()));
@@ -132,16 +174,25 @@ void sum_pipeline_grads(ModelParams<float>& params, MPI_Comm comm) {
   }
 }
 
-double pipeline_reference(ModelParams<float>& params, const ModelConfig& config,
-                          const std::vector<MicroBatch>& micro_batches, const ModelContext<float>& ctx) {
+LossSums pipeline_reference(ModelParams<float>& params, const ModelConfig& config,
+                            const std::vector<MicroBatch>& micro_batches, const ModelContext<float>& ctx,
+                            const ExtraLosses& extra) {
   MOE_CHECK(!micro_batches.empty()) << "pipeline reference: no micro-batches";
   const double inv_c = 1.0 / static_cast<double>(micro_batches.size());
   ModelParams<float> scratch = params;  // each micro-batch's unscaled grads, scaled by 1/C then added
-  double loss = 0;
+  LossSums sums;
   for (const auto& m : micro_batches) {
     scratch.zero_grad();
     ModelSaved<float> saved;
-    loss += model_forward(saved, scratch, config, m.token_ids, m.targets, m.batch, m.seq_len, 0.0, ctx).total;
+    const ModelLosses l = model_forward(saved, scratch, config, m.token_ids, m.targets, m.batch, m.seq_len,
+                                        extra.mtp_lambda, ctx);
+    LossSums one{l.loss, l.mtp_losses, 0.0, l.total};
+    if (extra.balance)
+      for_each_moe_layer(scratch, saved, [&](BlockParams<float>&, MoeSaved<float>& moe, SeqShape shape) {
+        one.aux += extra.balance(moe, shape.batch, shape.seq_len);
+      });
+    one.total += one.aux;
+    sums += one;
     model_backward(scratch, saved, config, ctx);
     for (size_t i = 0; i < params.all().size(); ++i) {
       auto& g = params.all()[i].grad.data;
@@ -149,7 +200,8 @@ double pipeline_reference(ModelParams<float>& params, const ModelConfig& config,
       for (size_t k = 0; k < g.size(); ++k) g[k] += static_cast<float>(d[k] * inv_c);
     }
   }
-  return loss * inv_c;
+  sums *= inv_c;
+  return sums;
 }
 
 }  // namespace moelab::pipeline

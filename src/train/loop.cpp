@@ -227,7 +227,12 @@ TrainSummary run_training(const TrainConfig& cfg, ResultsRun* run, const TrainHo
     if (hooks.forward_backward) {
       piped = hooks.forward_backward(params, batch, step, run, ctx);
       losses = piped.losses;
-      for (int64_t l : piped.moe_layers) layers.push_back({l, nullptr, params.layers[l].moe.gate.bias, 0, 0});
+      aux_loss = piped.aux_loss;
+      const int64_t main_layers = static_cast<int64_t>(params.layers.size());
+      for (int64_t l : piped.moe_layers) {
+        BlockParams<float>& p = l < main_layers ? params.layers[l] : params.mtp.at(l - main_layers).block;
+        layers.push_back({l, nullptr, p.moe.gate.bias, 0, 0});
+      }
     } else {
       losses = model_forward(saved, params, mcfg, batch.inputs, batch.targets, batch.batch_size, batch.seq_len,
                              lambda, ctx);

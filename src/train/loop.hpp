@@ -50,13 +50,15 @@ struct TrainHooks {
   // After each step's logging (every rank; `run` is null off rank 0).
   std::function<void(int64_t step, ResultsRun* run)> after_step;
   // ---- pipeline parallelism (train/pp_hooks.hpp installs this) ----
-  // Replaces model_forward + balance losses + model_backward for one step:
+  // Replaces model_forward + balance losses + model_backward for one step
+  // (MTP weighted by config.mtp_lambda at the step, as the loop does):
   // fills params' gradients of the whole (global) batch and returns its
   // losses and every MoE layer's expert loads, already summed over the
   // global batch (reduce_load is not applied to them).
   struct StepOutput {
     ModelLosses losses;
-    std::vector<int64_t> moe_layers;         // HF layer indices (main model)
+    double aux_loss = 0;                     // balance losses, summed over layers, mean over the batch
+    std::vector<int64_t> moe_layers;         // HF layer indices (main model, then MTP modules')
     std::vector<std::vector<double>> loads;  // [layers][E]
   };
   std::function<StepOutput(ModelParams<float>&, const Batch&, int64_t step, ResultsRun* run,
@@ -95,36 +97,34 @@ struct MoeLayerRef {
 template <typename T>
 std::vector<MoeLayerRef<T>> moe_layers(ModelParams<T>& params, ModelSaved<T>& saved) {
   std::vector<MoeLayerRef<T>> out;
-  for (size_t i = 0; i < params.layers.size() && i < saved.layers.size(); ++i) {
-    BlockParams<T>& p = params.layers[i];
-    if (p.is_moe) out.push_back({p.layer, &saved.layers[i].moe, p.moe.gate.bias, saved.shape.batch, saved.shape.seq_len});
-  }
-  for (size_t k = 0; k < params.mtp.size() && k < saved.mtp.size(); ++k) {
-    BlockParams<T>& p = params.mtp[k].block;
-    if (p.is_moe)
-      out.push_back({p.layer, &saved.mtp[k].block.moe, p.moe.gate.bias, saved.mtp[k].shape.batch,
-                     saved.mtp[k].shape.seq_len});
-  }
+  for_each_moe_layer(params, saved, [&](BlockParams<T>& p, MoeSaved<T>& moe, SeqShape shape) {
+    out.push_back({p.layer, &moe, p.moe.gate.bias, shape.batch, shape.seq_len});
+  });
   return out;
 }
 
-// Balance loss of every MoE layer after a forward: sets each layer's d_scores
-// (the extra router-score gradient its backward adds; emptied when the
-// config has no balance loss) and returns the summed loss.
+// Balance loss of one MoE layer after its forward (its input: num_seqs
+// sequences of seq_len tokens): sets moe.d_scores (the extra router-score
+// gradient its backward adds; emptied when the config has no balance loss)
+// and returns the loss (× coeff).
+template <typename T>
+double add_balance_loss(MoeSaved<T>& moe, const BalanceConfig& balance, int64_t num_seqs, int64_t seq_len,
+                        int64_t num_experts, int64_t topk) {
+  if (!balance.has_aux_loss()) {
+    moe.d_scores = Tensor<T>();
+    return 0.0;
+  }
+  moe.d_scores = Tensor<T>(moe.router.scores.shape);
+  return balance_loss(balance.aux_loss, balance.aux_loss_coeff, moe.router.scores.ptr(), moe.router.topk_idx.ptr(),
+                      num_seqs, seq_len, num_experts, topk, moe.d_scores.ptr());
+}
+
+// add_balance_loss on every MoE layer after a forward; returns the summed loss.
 template <typename T>
 double add_balance_losses(std::vector<MoeLayerRef<T>>& layers, const BalanceConfig& balance, int64_t num_experts,
                           int64_t topk) {
   double loss = 0;
-  for (auto& l : layers) {
-    MoeSaved<T>& moe = *l.saved;
-    if (!balance.has_aux_loss()) {
-      moe.d_scores = Tensor<T>();
-      continue;
-    }
-    moe.d_scores = Tensor<T>(moe.router.scores.shape);
-    loss += balance_loss(balance.aux_loss, balance.aux_loss_coeff, moe.router.scores.ptr(), moe.router.topk_idx.ptr(),
-                         l.num_seqs, l.seq_len, num_experts, topk, moe.d_scores.ptr());
-  }
+  for (auto& l : layers) loss += add_balance_loss(*l.saved, balance, l.num_seqs, l.seq_len, num_experts, topk);
   return loss;
 }
 

@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <cstdio>
 #include <memory>
 
@@ -17,13 +18,78 @@
 
 namespace moelab::train {
 
+namespace {
+
+// Gathers every world rank's communication figures over the run (expert,
+// pipeline, both) to rank 0, which prints them and writes them as attributes
+// of /runs/<run>/schedule. Collective over MPI_COMM_WORLD.
+void report_comm(const std::array<parallel::CommFigures, 3>& figures, const schedule::ExecuteResult& last,
+                 int64_t steps, std::ostream* progress, ResultsRun* run) {
+  int rank = 0, world = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  double mine[6];
+  for (int c = 0; c < 3; ++c) {
+    mine[2 * c] = figures[c].comm_s;
+    mine[2 * c + 1] = figures[c].exposed_s;
+  }
+  std::vector<double> all(6 * static_cast<size_t>(world));
+  MPI_Gather(mine, 6, MPI_DOUBLE, all.data(), 6, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  if (rank != 0) return;
+  const char* names[3] = {"expert", "pipeline", "total"};
+  std::vector<double> comm_s[3], exposed_s[3], hidden[3];
+  double sum_comm[3] = {}, sum_exposed[3] = {};
+  for (int r = 0; r < world; ++r)
+    for (int c = 0; c < 3; ++c) {
+      const parallel::CommFigures f{all[6 * r + 2 * c], all[6 * r + 2 * c + 1], 0};
+      comm_s[c].push_back(f.comm_s);
+      exposed_s[c].push_back(f.exposed_s);
+      hidden[c].push_back(f.hidden_fraction());
+      sum_comm[c] += f.comm_s;
+      sum_exposed[c] += f.exposed_s;
+    }
+  auto overall = [&](int c) { return sum_comm[c] > 0 ? 1.0 - sum_exposed[c] / sum_comm[c] : 0.0; };
+  if (progress) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "communication over %lld steps (F&B halves %s, progress thread %s): hidden behind computation "
+                  "%.1f%% (expert all-to-alls %.1f%%, pipeline p2p %.1f%%)\n",
+                  static_cast<long long>(steps), last.overlapped ? "overlapped" : "one after the other",
+                  last.progress_thread ? "on" : "off", 100 * overall(2), 100 * overall(0), 100 * overall(1));
+    *progress << line << "  rank  ep_comm_ms  ep_hidden%  pp_comm_ms  pp_hidden%  all_comm_ms  hidden%\n";
+    for (int r = 0; r < world; ++r) {
+      std::snprintf(line, sizeof line, "%6d %11.3f %11.1f %11.3f %11.1f %12.3f %8.1f\n", r, 1e3 * comm_s[0][r],
+                    100 * hidden[0][r], 1e3 * comm_s[1][r], 100 * hidden[1][r], 1e3 * comm_s[2][r], 100 * hidden[2][r]);
+      *progress << line;
+    }
+  }
+  if (run) {
+    h5::Group g = run->group().open_group("schedule");
+    g.set_attr("comm_steps", steps);
+    g.set_attr("comm_fb_overlapped", int64_t{last.overlapped});
+    g.set_attr("comm_progress_thread", int64_t{last.progress_thread});
+    for (int c = 0; c < 3; ++c) {
+      const std::string k = std::string("comm_") + names[c];
+      g.set_attr(k + "_s", comm_s[c]);
+      g.set_attr(k + "_exposed_s", exposed_s[c]);
+      g.set_attr(k + "_hidden_fraction", hidden[c]);
+      g.set_attr(k + "_hidden_fraction_all_ranks", overall(c));
+    }
+  }
+}
+
+}  // namespace
+
 void declare_pp_train_options(po::options_description_easy_init add) {
   add("parallel.pp", po::value<int>()->default_value(1),
       "pipeline-parallel ranks; > 1 runs parallel.schedule over mpirun -np PP with real layers")  //
       ("parallel.schedule", po::value<std::string>()->default_value("1f1b"),
        "pipeline schedule: 1f1b, zb1p, dualpipe, dualpipev or gpipe")  //
       ("parallel.microbatches", po::value<int>()->default_value(0),
-       "micro-batches per step (must divide data.batch_size); 0 = one per sequence");
+       "micro-batches per step (must divide data.batch_size); 0 = one per sequence")  //
+      ("parallel.overlap", po::value<bool>()->default_value(true),
+       "F&B steps (dualpipe, dualpipev): overlap one micro-batch's communication with another's computation "
+       "(false: run the forward then the backward, for comparison)");
 }
 
 TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, const EpTrainOptions& ep_options,
@@ -34,9 +100,6 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   const int EP = ep_options.ep;
   MOE_CHECK(EP >= 1 && o.pp * EP == world) << "parallel.pp = " << o.pp << " x parallel.ep = " << EP << " needs mpirun -np "
                                            << o.pp * EP << " (the world has " << world << " ranks)";
-  MOE_CHECK(config.mtp_depth == 0) << "parallel.pp > 1: MTP is not pipelined yet (set model.mtp_depth = 0)";
-  MOE_CHECK(!config.balance.has_aux_loss())
-      << "parallel.pp > 1: auxiliary balance losses are not pipelined yet (use balance.method = aux_free or none)";
   MOE_CHECK(config.batch_size % EP == 0) << "data.batch_size (" << config.batch_size << ") must be a multiple of parallel.ep ("
                                          << EP << "): each pipeline replica trains on batch_size / EP sequences";
   const int64_t replica_rows = config.batch_size / EP;
@@ -57,9 +120,8 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   }
 
   TrainHooks h;
-  // EP dispatch/combine time of this rank in the current step (all of it
-  // exposed: the all-to-alls block inside F and B, and an F&B op runs its
-  // forward then its backward, so nothing is hidden behind computation).
+  // EP dispatch/combine time of this rank in the current step (as the
+  // dispatcher sees it: from posting an all-to-all to the end of its wait).
   auto ep_traffic = std::make_shared<parallel::TrafficStats>();
   if (EP > 1) {
     const parallel::Topology topo =
@@ -69,7 +131,13 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
     };
   }
   h.write_checkpoints = rank == 0;
-  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic](
+  // This rank's communication figures summed over the steps: expert, pipeline, both.
+  auto comm_run = std::make_shared<std::array<parallel::CommFigures, 3>>();
+  const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = true};
+  const MtpLambdaSchedule mtp_lambda = config.mtp_lambda;
+  const BalanceConfig balance = config.balance;
+  h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options,
+                        mtp_lambda, balance](
                             ModelParams<float>& params, const Batch& batch, int64_t step, ResultsRun* run,
                             const ModelContext<float>& ctx) {
     const schedule::Schedule& s = *sched;
@@ -83,22 +151,42 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
       mbs[m].token_ids.assign(batch.inputs.begin() + at, batch.inputs.begin() + at + rows * S);
       mbs[m].targets.assign(batch.targets.begin() + at, batch.targets.begin() + at + rows * S);
     }
-    pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx);
+    pipeline::ExtraLosses extra;
+    extra.mtp_lambda = mtp_lambda.lambda(step);
+    if (balance.has_aux_loss()) {
+      const int64_t E = mcfg.n_routed_experts, K = mcfg.num_experts_per_tok;
+      extra.balance = [balance, E, K](MoeSaved<float>& moe, int64_t num_seqs, int64_t seq_len) {
+        return add_balance_loss(moe, balance, num_seqs, seq_len, E, K);
+      };
+    }
+    pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx, extra);
     *ep_traffic = parallel::TrafficStats{};
     MPI_Barrier(MPI_COMM_WORLD);
-    const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe);
+    const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe, exec_options);
+    (*comm_run)[0].add(mine.comm[0]);
+    (*comm_run)[1].add(mine.comm[1]);
+    (*comm_run)[2].add(mine.comm_total);
     pipeline::sum_pipeline_grads(params, MPI_COMM_WORLD);
     if (EP > 1)
       for (auto& p : params.all())
         for (float& g : p.grad.data) g /= static_cast<float>(EP);
 
     TrainHooks::StepOutput out;
-    double loss = stages.loss_sum();
-    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    out.losses.loss = out.losses.total = loss / (C * EP);
+    pipeline::LossSums sums = stages.loss_sums();  // main and MTP losses from the last stage, aux from every stage
+    pipeline::sum_losses(sums, MPI_COMM_WORLD);
+    sums *= 1.0 / (C * EP);
+    out.losses.loss = sums.loss;
+    out.losses.mtp_losses = sums.mtp;
+    for (double l : sums.mtp) out.losses.mtp_loss += extra.mtp_lambda / static_cast<double>(sums.mtp.size()) * l;
+    out.losses.total = sums.loss + out.losses.mtp_loss;
+    out.aux_loss = sums.aux;
     const int64_t E = mcfg.n_routed_experts;
-    for (int64_t l = 0; l < mcfg.num_hidden_layers; ++l) {
-      if (!params.layers[l].is_moe) continue;
+    std::vector<int64_t> moe_layers;  // main layers, then the MTP modules' (the loop's load/ rows)
+    for (const auto& b : params.layers)
+      if (b.is_moe) moe_layers.push_back(b.layer);
+    for (const auto& m : params.mtp)
+      if (m.block.is_moe) moe_layers.push_back(m.block.layer);
+    for (int64_t l : moe_layers) {
       std::vector<double> load(E, 0.0);
       auto it = stages.expert_loads().find(l);
       if (it != stages.expert_loads().end()) load = it->second;
@@ -116,6 +204,7 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
       const schedule::SimResult measured = schedule::gather_measured(s, mine, pipe);
       if (rank == 0) report_sim_vs_measured(s, measured, all, step, progress, run);
     }
+    if (step == last_step) report_comm(*comm_run, mine, step + 1, progress, run);
     return out;
   };
   return h;

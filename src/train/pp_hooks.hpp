@@ -6,7 +6,7 @@
 //   schedule  parallel.schedule (1f1b, zb1p, dualpipe, dualpipev, gpipe) on
 //             P ranks; the decoder layers are cut into its stages
 //             (pipeline::ModelStages: embedding on the first, norm + head +
-//             loss on the last; DualPipe: rank r holds stages r and P-1-r)
+//             loss + MTP on the last; DualPipe: rank r holds stages r and P-1-r)
 //             and schedule::execute runs it with non-blocking point-to-point
 //   grads     each rank holds the full parameters and accumulates only its
 //             stages'; one world all-reduce (sum) after the schedule gives
@@ -20,11 +20,21 @@
 //             /runs/<run>/schedule_predicted/schedule, and per-rank
 //             measured_end_s, predicted_end_s, error_pct attributes on
 //             /runs/<run>/schedule
+//   overlap   an F&B op (DualPipe, DualPipeV) runs its forward and backward
+//             halves interleaved at their communication waits, with a
+//             progress thread moving the transfers (schedule/executor.hpp);
+//             per rank, the communication time and the part of it hidden
+//             behind computation are measured over the run and written as
+//             attributes of /runs/<run>/schedule (comm_*); parallel.overlap
+//             = false runs the halves one after the other (the ablation)
 //   PP x EP   parallel.ep = EP > 1 (or 0: world / PP) runs EP pipeline
 //             replicas on PP x EP ranks (see pp_train_hooks)
-//   limits    no MTP (model.mtp_depth = 0), no auxiliary balance loss
-//             (aux-loss-free balancing works);
-//             evaluation runs the whole model on every rank; W ops run the
+//   losses    MTP (model.mtp_depth > 0) on the last stage with the shared
+//             embedding and head, weighted by mtp.lambda at the step; the
+//             auxiliary balance losses computed by the stage holding each
+//             MoE layer (sequence-wise: the same as one process; batch-wise:
+//             per micro-batch); logged losses summed over the ranks
+//   limits    evaluation runs the whole model on every rank; W ops run the
 //             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
 #pragma once
 
@@ -39,9 +49,10 @@ struct PpTrainOptions {
   int pp = 1;
   std::string schedule = "1f1b";
   int microbatches = 0;  // 0: one per sequence of the batch
+  bool overlap = true;   // interleave the halves of F&B ops (DualPipe)
 };
 
-// parallel.pp, parallel.schedule, parallel.microbatches.
+// parallel.pp, parallel.schedule, parallel.microbatches, parallel.overlap.
 void declare_pp_train_options(po::options_description_easy_init add);
 
 template <typename Opts>
@@ -50,6 +61,7 @@ PpTrainOptions pp_train_options_from(const Opts& o) {
   p.pp = o.template get<int>("parallel.pp");
   p.schedule = o.template get<std::string>("parallel.schedule");
   p.microbatches = o.template get<int>("parallel.microbatches");
+  p.overlap = o.template get<bool>("parallel.overlap");
   return p;
 }
 

@@ -6,6 +6,8 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "parallel/comm_progress.hpp"
+#include "parallel/overlap_pair.hpp"
 #include "parallel/schedule/validate.hpp"
 
 namespace moelab::schedule {
@@ -14,21 +16,29 @@ namespace {
 
 enum Payload : int { kActivation = 0, kGradient = 1 };
 
-// A send or receive in flight: the buffer must live (and stay put) until MPI
-// says the request completed.
-struct PendingSend {
-  MPI_Request request = MPI_REQUEST_NULL;
+// A send or receive in flight: the buffer must live (and stay put) until the
+// progress engine says the request completed.
+struct InFlight {
+  parallel::CommProgress::Ticket ticket = -1;
   std::vector<float> buffer;
 };
-using PostedReceive = PendingSend;
 
 class RankRunner {
  public:
-  RankRunner(const Schedule& s, Stages& stages, MPI_Comm comm, int rank)
-      : s_(s), stages_(stages), comm_(comm), rank_(rank) {}
+  RankRunner(const Schedule& s, Stages& stages, MPI_Comm comm, int rank, const ExecuteOptions& options)
+      : s_(s),
+        stages_(stages),
+        comm_(comm),
+        rank_(rank),
+        overlap_(options.overlap),
+        progress_(options.progress_thread && parallel::CommProgress::thread_supported()) {
+  }
 
   ExecuteResult run() {
     ExecuteResult out;
+    out.overlapped = overlap_;
+    out.progress_thread = progress_.threaded();
+    parallel::CommScope scope(&progress_);
     MOE_MPI_CHECK(MPI_Barrier(comm_));
     const double t0 = MPI_Wtime();
     out.origin_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -47,35 +57,47 @@ class RankRunner {
       out.wait_s += start - wait_start;
       if (i + 1 < program.size()) post_receives(program[i + 1]);
 
-      // Compute.
-      std::vector<float> f_output, b_grad_input;
-      if (op.has_forward() && op.stage + 1 < s_.num_stages) f_output.assign(stages_.boundary_numel(op.microbatch), 0.f);
-      if (b_mb >= 0 && b_stage > 0) b_grad_input.assign(stages_.boundary_numel(b_mb), 0.f);
+      // Compute, and send each result as soon as it exists (in an F&B pair,
+      // the forward's activation goes out while the backward still computes).
+      auto forward = [&] {
+        std::vector<float> f_output;
+        if (op.stage + 1 < s_.num_stages) f_output.assign(stages_.boundary_numel(op.microbatch), 0.f);
+        stages_.forward(op.microbatch, op.stage, f_input, f_output);
+        if (!f_output.empty()) send(op.microbatch, op.stage, kActivation, std::move(f_output));
+      };
+      auto backward = [&](bool defer_weight) {
+        std::vector<float> b_grad_input;
+        if (b_stage > 0) b_grad_input.assign(stages_.boundary_numel(b_mb), 0.f);
+        stages_.backward_input(b_mb, b_stage, b_grad_output, b_grad_input, defer_weight);
+        if (!b_grad_input.empty()) send(b_mb, b_stage, kGradient, std::move(b_grad_input));
+      };
       switch (op.kind) {
-        case OpKind::F: stages_.forward(op.microbatch, op.stage, f_input, f_output); break;
-        case OpKind::B:
-        case OpKind::BInput:
-          stages_.backward_input(b_mb, b_stage, b_grad_output, b_grad_input, op.kind == OpKind::BInput);
-          break;
+        case OpKind::F: forward(); break;
+        case OpKind::B: backward(false); break;
+        case OpKind::BInput: backward(true); break;
         case OpKind::W: stages_.backward_weight(op.microbatch, op.stage); break;
         case OpKind::FB:
-          stages_.forward_backward(op.microbatch, op.stage, f_input, f_output, b_mb, b_stage, b_grad_output,
-                                   b_grad_input);
+          if (overlap_) {
+            out.fb_switches += parallel::OverlapPair::run(forward, [&] { backward(false); });
+          } else {
+            forward();
+            backward(false);
+          }
           break;
       }
       const double end = MPI_Wtime();
       out.compute_s += end - start;
       out.events.push_back(make_event(s_, rank_, op, start - t0, end - t0));
-
-      // Send what it produced, without waiting.
-      if (!f_output.empty()) send(op.microbatch, op.stage, kActivation, std::move(f_output));
-      if (!b_grad_input.empty()) send(b_mb, b_stage, kGradient, std::move(b_grad_input));
     }
-    for (auto& p : sends_) MOE_MPI_CHECK(MPI_Wait(&p->request, MPI_STATUS_IGNORE));
+    for (auto& p : sends_) progress_.wait(p->ticket);
     sends_.clear();
     MOE_CHECK(local_.empty() && posted_.empty())
         << "pipeline executor: rank " << rank_ << " ends with " << local_.size() << " unconsumed local hand-overs and "
         << posted_.size() << " unused receives";
+    out.comm[0] = progress_.figures(parallel::CommClass::expert);
+    out.comm[1] = progress_.figures(parallel::CommClass::pipeline);
+    out.comm_total = progress_.total();
+    progress_.reset();
     return out;
   }
 
@@ -95,10 +117,12 @@ class RankRunner {
     const int source = s_.rank_of(mb, from_stage);
     const int t = tag(mb, from_stage, payload);
     if (source == rank_ || posted_.count(t)) return;
-    auto p = std::make_unique<PostedReceive>();
+    auto p = std::make_unique<InFlight>();
     p->buffer.assign(stages_.boundary_numel(mb), 0.f);
+    MPI_Request request = MPI_REQUEST_NULL;
     MOE_MPI_CHECK(MPI_Irecv(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, source, t, comm_,
-                            &p->request));
+                            &request));
+    p->ticket = progress_.track(request, parallel::CommClass::pipeline);
     posted_[t] = std::move(p);
   }
 
@@ -118,7 +142,7 @@ class RankRunner {
     }
     post(mb, from_stage, payload);
     auto it = posted_.find(t);
-    MOE_MPI_CHECK(MPI_Wait(&it->second->request, MPI_STATUS_IGNORE));
+    progress_.wait(it->second->ticket);
     std::vector<float> data = std::move(it->second->buffer);
     posted_.erase(it);
     return data;
@@ -132,35 +156,34 @@ class RankRunner {
       local_[t] = std::move(buffer);
       return;
     }
-    auto p = std::make_unique<PendingSend>();
+    auto p = std::make_unique<InFlight>();
     p->buffer = std::move(buffer);
+    MPI_Request request = MPI_REQUEST_NULL;
     MOE_MPI_CHECK(MPI_Isend(p->buffer.data(), static_cast<int>(p->buffer.size()), MPI_FLOAT, dest, t, comm_,
-                            &p->request));
+                            &request));
+    p->ticket = progress_.track(request, parallel::CommClass::pipeline);
     sends_.push_back(std::move(p));
   }
 
-  // Frees the buffers of completed sends (and gives MPI a chance to progress).
+  // Frees the buffers of completed sends.
   void reap_sends() {
-    auto done = [](std::unique_ptr<PendingSend>& p) {
-      int flag = 0;
-      MOE_MPI_CHECK(MPI_Test(&p->request, &flag, MPI_STATUS_IGNORE));
-      return flag != 0;
-    };
-    sends_.erase(std::remove_if(sends_.begin(), sends_.end(), done), sends_.end());
+    std::erase_if(sends_, [&](const std::unique_ptr<InFlight>& p) { return progress_.done(p->ticket); });
   }
 
   const Schedule& s_;
   Stages& stages_;
   MPI_Comm comm_;
   int rank_;
-  std::vector<std::unique_ptr<PendingSend>> sends_;
+  bool overlap_;
+  parallel::CommProgress progress_;
+  std::vector<std::unique_ptr<InFlight>> sends_;
   std::unordered_map<int, std::vector<float>> local_;  // same-rank hand-overs by tag
-  std::unordered_map<int, std::unique_ptr<PostedReceive>> posted_;  // receives posted ahead, by tag
+  std::unordered_map<int, std::unique_ptr<InFlight>> posted_;  // receives posted ahead, by tag
 };
 
 }  // namespace
 
-ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm) {
+ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm, const ExecuteOptions& options) {
   int rank = 0, size = 0;
   MOE_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   MOE_MPI_CHECK(MPI_Comm_size(comm, &size));
@@ -174,7 +197,7 @@ ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm) {
   MOE_CHECK(!found || max_tag <= *tag_ub) << "pipeline executor: " << s.num_microbatches << " micro-batches x "
                                           << s.num_stages << " stages need tags up to " << max_tag
                                           << ", above MPI_TAG_UB " << *tag_ub;
-  return RankRunner(s, stages, comm, rank).run();
+  return RankRunner(s, stages, comm, rank, options).run();
 }
 
 namespace {

@@ -22,11 +22,20 @@
 // Messages are identified by tag = 2·(mb·S + stage) + {0 activation, 1 gradient},
 // so any order of arrival is fine; the tag range is checked against MPI_TAG_UB.
 //
-// Overlap: an F&B op runs Stages::forward_backward, whose default runs the
-// forward then the backward; a stage that can interleave them (DualPipe's
-// overlapped_forward_backward: one's all-to-all hidden behind the other's
-// compute) overrides it. Zero bubble: B_input calls backward_input with
-// defer_weight = true and the matching W op calls backward_weight.
+// Overlap (DeepSeek-V3 Figure 4): an F&B op runs the forward of one
+// micro-batch and the backward of another as an OverlapPair
+// (parallel/overlap_pair.hpp): whenever one half waits for communication
+// (its MoE layers' dispatch/combine all-to-alls, which are non-blocking and
+// waited with parallel::wait_request), the other half computes; each half
+// sends its result to the next rank as soon as it is done. A progress thread
+// (parallel/comm_progress.hpp) tests every in-flight request, so transfers
+// advance while the rank computes, and measures per rank how much of the
+// communication time was hidden behind computation (ExecuteResult::comm).
+// The progress thread needs MPI_THREAD_MULTIPLE; without it requests
+// progress only when waited on (the halves still interleave, as fibers on the
+// rank's one thread, so nothing else needs it). Zero bubble: B_input
+// calls backward_input with defer_weight = true and the matching W op calls
+// backward_weight.
 //
 // Plugging in the DeepSeek-V3 stages (issue 6, `moelab train` with
 // parallel.pp > 1), what a Stages implementation over src/model must do:
@@ -47,8 +56,8 @@
 //   - expert parallelism: each stage's RoutedExperts dispatch/combine runs on
 //     the EP communicator of that pipeline rank (a PP × EP layout splits
 //     MPI_COMM_WORLD into PP-rank and EP-rank communicators; `comm` here is
-//     the pipeline one), and forward_backward is where the F and B all-to-alls
-//     of two micro-batches are interleaved (DeepSeek-V3 Figure 4).
+//     the pipeline one); an F&B op interleaves the F and B all-to-alls of
+//     two micro-batches (Overlap above).
 //   - execute() returns per-rank events; gather_measured + write_schedule_group
 //     log them as schedule/events (source = measured), and
 //     measured_durations.hpp (stage_durations, mean_durations) feeds the
@@ -61,6 +70,7 @@
 #include <span>
 #include <vector>
 
+#include "parallel/comm_progress.hpp"
 #include "parallel/schedule/schedule.hpp"
 #include "parallel/schedule/simulate.hpp"
 
@@ -90,26 +100,32 @@ class Stages {
                               bool defer_weight) = 0;
   // The deferred weight gradient of (mb, stage) (W); frees its activations.
   virtual void backward_weight(int mb, int stage) = 0;
-  // F&B: forward of (f_mb, f_stage) overlapped with the full backward of
-  // (b_mb, b_stage). Default: one after the other.
-  virtual void forward_backward(int f_mb, int f_stage, std::span<const float> f_input, std::span<float> f_output,
-                                int b_mb, int b_stage, std::span<const float> b_grad_output,
-                                std::span<float> b_grad_input) {
-    forward(f_mb, f_stage, f_input, f_output);
-    backward_input(b_mb, b_stage, b_grad_output, b_grad_input, false);
-  }
+};
+
+struct ExecuteOptions {
+  bool overlap = true;          // interleave the halves of F&B ops
+  bool progress_thread = true;  // progress requests while computing
 };
 
 struct ExecuteResult {
   double origin_s = 0;  // steady clock (s) at this rank's time 0, its exit from the start barrier
   std::vector<Event> events;  // this rank's ops, program order; seconds since the common start
-  double compute_s = 0;       // sum of op compute times
-  double wait_s = 0;          // time blocked in receives
+  double compute_s = 0;       // sum of op times (F&B: both halves, interleaved)
+  double wait_s = 0;          // time blocked in pipeline receives before ops
+  bool overlapped = false;       // F&B halves interleaved (options.overlap)
+  bool progress_thread = false;  // options.progress_thread and MPI_THREAD_MULTIPLE
+  int64_t fb_switches = 0;       // F&B halves handing over to each other (OverlapPair::run)
+  // Communication of this step: [0] expert-parallel all-to-alls, [1]
+  // pipeline point-to-point; comm_total counts time with either in flight once.
+  parallel::CommFigures comm[parallel::kNumCommClasses];
+  parallel::CommFigures comm_total;
 };
 
 // Runs this rank's program of `s` (rank = the rank in comm, which must have
 // s.num_ranks ranks). Validates the schedule first (every rank, same answer).
-ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm);
+// Stages are called from the calling thread only (an F&B op's halves run as
+// two fibers on it, never at the same time).
+ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm, const ExecuteOptions& options = {});
 
 // Gathers every rank's events to root and returns the measured figures there
 // on one time axis (seconds since the earliest rank's origin_s) when the
