@@ -202,7 +202,7 @@ Executed execute_chain(const Schedule& s, const CommandOptions& opts, const Comm
 
   out.measured_durations = mean_durations(out.measured);
   out.measured_durations.p2p_s = p2p_s;
-  const StageDurations table = stage_durations(out.measured, s.num_stages, out.measured_durations);
+  const StageDurations table = stage_durations(s, out.measured, out.measured_durations);
   out.predicted = simulate(s, table);
   const Durations& d = out.measured_durations;
   std::snprintf(line, sizeof line,
@@ -212,7 +212,7 @@ Executed execute_chain(const Schedule& s, const CommandOptions& opts, const Comm
                 static_cast<long long>(4 * model.boundary_numel()), 1e3 * p2p_s);
   ctx.print() << line;
   std::snprintf(line, sizeof line,
-                "predicted with per-(stage, op kind) means, p2p latency %.3f ms and a gap of %.3f ms between a "
+                "predicted with per-(rank, stage, op kind) means, p2p latency %.3f ms and a gap of %.3f ms between a "
                 "rank's ops (seen in the timeline)\n",
                 1e3 * table.global.p2p_s, 1e3 * table.global.gap_s);
   ctx.print() << line;

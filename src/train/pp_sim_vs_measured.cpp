@@ -1,5 +1,6 @@
 #include "train/pp_sim_vs_measured.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -27,7 +28,7 @@ void report_sim_vs_measured(const schedule::Schedule& s, const schedule::SimResu
                             ResultsRun* run) {
   const schedule::Durations zero{0, 0, 0, 0, 0};
   const schedule::Durations one_mean = schedule::mean_durations(measured, zero);
-  const schedule::StageDurations table = schedule::stage_durations(measured, s.num_stages, zero);
+  const schedule::StageDurations table = schedule::stage_durations(s, measured, zero);
   const schedule::Overheads overheads = schedule::measured_overheads(measured);
   schedule::StageDurations stage_only = table;  // what the per-stage means alone predict
   stage_only.global.p2p_s = stage_only.global.gap_s = 0;
@@ -47,9 +48,9 @@ void report_sim_vs_measured(const schedule::Schedule& s, const schedule::SimResu
     wait_frac.push_back(wait_s + compute_s > 0 ? wait_s / (wait_s + compute_s) : 0.0);
     ep_comm_s.push_back(rank_wait_compute_comm[3 * r + 2]);
   }
-  // [S, 5] (F, B, B_input, W, F&B with that forward stage), -1 where no op of the kind ran.
-  std::vector<double> stage_s;
-  for (const auto& per_kind : table.stage_s) stage_s.insert(stage_s.end(), per_kind.begin(), per_kind.end());
+  // [ranks, S, 5] (F, B, B_input, W, F&B with that forward stage), -1 where no op of the kind ran there.
+  std::vector<double> rank_stage_s;
+  for (const auto& per_kind : table.op_s) rank_stage_s.insert(rank_stage_s.end(), per_kind.begin(), per_kind.end());
 
   if (progress) {
     char line[320];
@@ -59,18 +60,20 @@ void report_sim_vs_measured(const schedule::Schedule& s, const schedule::SimResu
                   s.kind.c_str(), s.num_ranks, s.num_stages, s.num_microbatches, static_cast<long long>(step + 1),
                   1e3 * one_mean.f_s, 1e3 * one_mean.b_s, 1e3 * one_mean.b_input_s(), 1e3 * one_mean.w_s,
                   1e3 * one_mean.fb_s);
-    *progress << line << "  stage    F_ms    B_ms  B_input_ms    W_ms  F&B_ms (mean of the stage's ops; F&B by "
-                         "forward stage)\n";
-    for (int st = 0; st < s.num_stages; ++st) {
-      const auto& k = table.stage_s[st];
-      std::snprintf(line, sizeof line, "%7d %7s %7s %11s %7s %7s\n", st, ms_or_dash(k[0]).c_str(),
-                    ms_or_dash(k[1]).c_str(), ms_or_dash(k[2]).c_str(), ms_or_dash(k[3]).c_str(),
-                    ms_or_dash(k[4]).c_str());
-      *progress << line;
-    }
+    *progress << line << "  rank  stage    F_ms    B_ms  B_input_ms    W_ms  F&B_ms (mean of the ops of that stage on "
+                         "that rank; F&B by forward stage)\n";
+    for (int r = 0; r < s.num_ranks; ++r)
+      for (int st = 0; st < s.num_stages; ++st) {
+        const auto& k = table.op_s[static_cast<size_t>(r) * s.num_stages + st];
+        if (*std::max_element(k.begin(), k.end()) < 0) continue;  // the stage is not on this rank
+        std::snprintf(line, sizeof line, "%6d %6d %7s %7s %11s %7s %7s\n", r, st, ms_or_dash(k[0]).c_str(),
+                      ms_or_dash(k[1]).c_str(), ms_or_dash(k[2]).c_str(), ms_or_dash(k[3]).c_str(),
+                      ms_or_dash(k[4]).c_str());
+        *progress << line;
+      }
     std::snprintf(line, sizeof line,
-                  "predicted: the stage means, p2p latency %.3f ms (mean of %lld receive waits) and a gap of %.3f ms "
-                  "between a rank's ops (mean of %lld); stage_only: the stage means alone; one_mean: one mean per op "
+                  "predicted: the (rank, stage) means, p2p latency %.3f ms (mean of %lld receive waits) and a gap of %.3f ms "
+                  "between a rank's ops (mean of %lld); stage_only: those means alone; one_mean: one mean per op "
                   "kind\n",
                   1e3 * table.global.p2p_s, static_cast<long long>(overheads.num_p2p_samples),
                   1e3 * table.global.gap_s, static_cast<long long>(overheads.num_gap_samples));
@@ -89,10 +92,10 @@ void report_sim_vs_measured(const schedule::Schedule& s, const schedule::SimResu
     schedule::write_schedule_group(pg, s, predicted, "simulated");
     h5::Group g = run->group().open_group("schedule");
     g.set_attr("step", step + 1);
-    g.set_attr("duration_model", "stage_means+p2p+gap");
+    g.set_attr("duration_model", "rank_stage_means+p2p+gap");
     g.set_attr("measured_mean_durations_s",
                std::vector<double>{one_mean.f_s, one_mean.b_s, one_mean.w_s, one_mean.fb_s, one_mean.p2p_s});
-    g.set_attr("measured_stage_durations_s", stage_s);
+    g.set_attr("measured_rank_stage_durations_s", rank_stage_s);
     g.set_attr("measured_p2p_s", table.global.p2p_s);
     g.set_attr("measured_gap_s", table.global.gap_s);
     g.set_attr("measured_end_s", m_end);

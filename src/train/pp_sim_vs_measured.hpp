@@ -2,11 +2,11 @@
 // last step's measured pipeline timeline against the simulator fed the
 // durations measured in it.
 //
-//   predicted   per-(stage, op kind) mean durations, F&B per (forward,
-//               backward) stage pair, the point-to-point latency seen in the
+//   predicted   per-(rank, stage, op kind) mean durations, F&B per rank and
+//               (forward, backward) stage pair, the point-to-point latency seen in the
 //               receive waits and the gap a rank leaves between its ops
 //               (schedule/measured_durations.hpp)
-//   stage_only  the per-stage means alone (p2p 0, no gap)
+//   stage_only  those means alone (p2p 0, no gap)
 //   one_mean    one mean per op kind for all stages, p2p 0 (the first model,
 //               kept for comparison: it misses that the embedding and the
 //               head + loss stages weigh more than the middle ones)

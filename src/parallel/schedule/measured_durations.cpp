@@ -94,36 +94,43 @@ Overheads measured_overheads(const SimResult& timeline) {
   return out;
 }
 
-StageDurations stage_durations(const SimResult& timeline, int num_stages, const Durations& fallback) {
-  MOE_CHECK(num_stages >= 1) << "stage_durations: num_stages must be >= 1, got " << num_stages;
-  const int S = num_stages;
-  // [S][kind] and [S, S] (forward stage, backward stage) sums and counts.
-  std::vector<std::array<double, kNumOpKinds>> sum(S), count(S);
-  for (int st = 0; st < S; ++st) sum[st].fill(0), count[st].fill(0);
-  std::vector<double> pair_sum(static_cast<size_t>(S) * S, 0), pair_count(static_cast<size_t>(S) * S, 0);
+StageDurations stage_durations(const Schedule& s, const SimResult& timeline, const Durations& fallback) {
+  const int R = s.num_ranks, S = s.num_stages;
+  // [R, S][kind] and [R, S, S] (rank, forward stage, backward stage) sums and counts.
+  const size_t places = static_cast<size_t>(R) * S;
+  std::vector<std::array<double, kNumOpKinds>> sum(places), count(places);
+  for (size_t i = 0; i < places; ++i) sum[i].fill(0), count[i].fill(0);
+  std::vector<double> pair_sum(places * S, 0), pair_count(places * S, 0);
   for (const Event& e : timeline.events) {
-    MOE_CHECK(e.stage >= 0 && e.stage < S) << "stage_durations: event of stage " << e.stage << " in a schedule of "
-                                           << S << " stages";
+    MOE_CHECK(e.rank >= 0 && e.rank < R && e.stage >= 0 && e.stage < S)
+        << "stage_durations: event of rank " << e.rank << ", stage " << e.stage << " in schedule " << s.kind
+        << " of " << R << " ranks x " << S << " stages";
+    const size_t place = static_cast<size_t>(e.rank) * S + e.stage;
     const double d = e.end_s - e.start_s;
-    sum[e.stage][static_cast<int>(e.kind)] += d;
-    count[e.stage][static_cast<int>(e.kind)] += 1;
+    sum[place][static_cast<int>(e.kind)] += d;
+    count[place][static_cast<int>(e.kind)] += 1;
     if (e.kind == OpKind::FB) {
       MOE_CHECK(e.b_stage >= 0 && e.b_stage < S) << "stage_durations: F&B backward stage " << e.b_stage
                                                  << " in a schedule of " << S << " stages";
-      pair_sum[static_cast<size_t>(e.stage) * S + e.b_stage] += d;
-      pair_count[static_cast<size_t>(e.stage) * S + e.b_stage] += 1;
+      pair_sum[place * S + e.b_stage] += d;
+      pair_count[place * S + e.b_stage] += 1;
     }
   }
   Durations global = mean_durations(timeline, fallback);
   const Overheads overheads = measured_overheads(timeline);
   global.p2p_s = overheads.num_p2p_samples > 0 ? overheads.p2p_s : fallback.p2p_s;
   global.gap_s = overheads.num_gap_samples > 0 ? overheads.gap_s : fallback.gap_s;
-  StageDurations out(global, S);
-  for (int st = 0; st < S; ++st)
+  StageDurations out(global, R, S);
+  for (size_t i = 0; i < places; ++i)
     for (int k = 0; k < kNumOpKinds; ++k)
-      if (count[st][k] > 0) out.set(st, static_cast<OpKind>(k), sum[st][k] / count[st][k]);
+      if (count[i][k] > 0)
+        out.set(static_cast<int>(i / S), static_cast<int>(i % S), static_cast<OpKind>(k), sum[i][k] / count[i][k]);
   for (size_t i = 0; i < pair_sum.size(); ++i)
-    if (pair_count[i] > 0) out.set_fb_pair(static_cast<int>(i / S), static_cast<int>(i % S), pair_sum[i] / pair_count[i]);
+    if (pair_count[i] > 0) {
+      const int rank = static_cast<int>(i / (static_cast<size_t>(S) * S));
+      const int f_stage = static_cast<int>(i / S % S), b_stage = static_cast<int>(i % S);
+      out.set_fb_pair(rank, f_stage, b_stage, pair_sum[i] / pair_count[i]);
+    }
   return out;
 }
 

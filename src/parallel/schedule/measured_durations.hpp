@@ -4,21 +4,24 @@
 // time and the gaps a rank spent waiting for its inputs; from them
 //
 //   mean_durations       one mean per op kind (F, B, W, F&B) for all stages
-//   stage_durations      one mean per (stage, op kind), F&B per (forward
-//                        stage, backward stage) pair, and the point-to-point
-//                        latency and the gap between ops seen in the timeline
+//   stage_durations      one mean per (rank, stage, op kind), F&B per rank
+//                        and (forward stage, backward stage) pair, and the
+//                        point-to-point latency and the gap between ops seen
+//                        in the timeline
 //
-// Why per stage and not per rank: a stage is a fixed piece of the model (the
-// embedding on the first, head and loss on the last, dense or MoE layers in
-// between), which is what makes op times differ; DualPipe runs each stage on
-// two ranks (direction 0 on rank s, direction 1 on rank PP-1-s) with the
-// same layers, so their ops are pooled into one mean, and the table describes
-// the model rather than one schedule's placement. An F&B op computes the
-// forward of one stage and the backward of another (DualPipe(V): the two
-// stages a rank holds, in either order), so its time belongs to the ordered
-// pair, not to either stage. The invariant
+// Why per stage: a stage is a fixed piece of the model (the embedding on the
+// first, head and loss on the last, dense or MoE layers in between), which
+// is what makes op times differ. Why also per rank: DualPipe runs each stage
+// on two ranks (direction 0 on rank s, direction 1 on rank PP-1-s), and the
+// same layers took measurably different times there (ranks sharing cores
+// with different neighbours); pooling the two put DualPipe's predicted end
+// times 5-10% lower than keeping them apart (4 ranks on 2 cores, README).
+// For the other schedules a stage lives on one rank and the two keys agree.
+// An F&B op computes the forward of one stage and the backward of another
+// (DualPipe(V): the two stages a rank holds, in either order), so its time
+// belongs to the ordered pair, not to either stage. The invariant
 // (tests/parallel/test_measured_durations.cpp): a timeline simulated with
-// per-stage durations, a p2p latency and a gap, passed through
+// per-(rank, stage) durations, a p2p latency and a gap, passed through
 // stage_durations and simulated again, is reproduced exactly.
 #pragma once
 
@@ -54,13 +57,13 @@ struct Overheads {
 };
 Overheads measured_overheads(const SimResult& timeline);
 
-// Per-(stage, op kind) means of a timeline of a schedule with `num_stages`
-// stages: every (stage, kind) that ran gets the mean of its ops, every F&B
-// (forward stage, backward stage) pair that ran the mean of its ops (and
-// each forward stage's F&B entry the mean over its pairs); the rest stays
-// unset and falls back to global = mean_durations(timeline, fallback). The
-// latency and the gap are measured_overheads(timeline)'s where it has
-// samples, else fallback's.
-StageDurations stage_durations(const SimResult& timeline, int num_stages, const Durations& fallback = {});
+// Per-(rank, stage, op kind) means of a timeline of schedule `s`: every
+// (rank, stage, kind) that ran gets the mean of its ops, every F&B (rank,
+// forward stage, backward stage) the mean of its ops (and each (rank,
+// forward stage)'s F&B entry the mean over its pairs); the rest stays unset
+// and falls back to global = mean_durations(timeline, fallback). The latency
+// and the gap are measured_overheads(timeline)'s where it has samples, else
+// fallback's.
+StageDurations stage_durations(const Schedule& s, const SimResult& timeline, const Durations& fallback = {});
 
 }  // namespace moelab::schedule

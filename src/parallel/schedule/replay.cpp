@@ -6,7 +6,8 @@
 
 namespace moelab::schedule::detail {
 
-Replay replay(const Schedule& s, const Graph& g, const std::function<double(const Op&)>& duration_s, double p2p_s,
+Replay replay(const Schedule& s, const Graph& g, const std::function<double(int rank, const Op&)>& duration_s,
+              double p2p_s,
               double gap_s) {
   const int64_t num_ops = g.num_ops();
   Replay out;
@@ -41,7 +42,7 @@ Replay replay(const Schedule& s, const Graph& g, const std::function<double(cons
         break;
       }
       out.start_s[id] = ready_s;
-      out.end_s[id] = ready_s + duration_s(s.ops[r][out.next_index[r]]);
+      out.end_s[id] = ready_s + duration_s(r, s.ops[r][out.next_index[r]]);
       rank_free_s[r] = out.end_s[id];
       done[id] = 1;
       ++finished;

@@ -19,7 +19,8 @@ struct Replay {
   bool complete = false;
 };
 
-Replay replay(const Schedule& s, const Graph& g, const std::function<double(const Op&)>& duration_s, double p2p_s,
+Replay replay(const Schedule& s, const Graph& g, const std::function<double(int rank, const Op&)>& duration_s,
+              double p2p_s,
               double gap_s = 0.0);
 
 }  // namespace moelab::schedule::detail

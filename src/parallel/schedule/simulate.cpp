@@ -29,69 +29,76 @@ void Durations::validate() const {
                         << ") and cannot exceed it";
 }
 
-StageDurations::StageDurations(const Durations& d, int num_stages) : global(d) {
-  MOE_CHECK(num_stages >= 0) << "schedule durations: negative stage count " << num_stages;
+StageDurations::StageDurations(const Durations& d, int ranks, int stages)
+    : global(d), num_ranks(ranks), num_stages(stages) {
+  MOE_CHECK(ranks >= 0 && stages >= 0 && (ranks == 0) == (stages == 0))
+      << "schedule durations: a table of " << ranks << " ranks x " << stages << " stages";
   PerKind unset;
   unset.fill(kUnset);
-  stage_s.assign(num_stages, unset);
-  fb_pair_s.assign(static_cast<size_t>(num_stages) * num_stages, kUnset);
+  op_s.assign(static_cast<size_t>(ranks) * stages, unset);
+  fb_pair_s.assign(static_cast<size_t>(ranks) * stages * stages, kUnset);
 }
 
-StageDurations StageDurations::per_stage(const std::vector<Durations>& stages, double p2p_s) {
+StageDurations StageDurations::per_stage(const std::vector<Durations>& stages, int ranks, double p2p_s) {
   Durations global;
   global.p2p_s = p2p_s;
-  StageDurations out(global, static_cast<int>(stages.size()));
-  for (int st = 0; st < out.num_stages(); ++st) {
+  StageDurations out(global, ranks, static_cast<int>(stages.size()));
+  for (int st = 0; st < out.num_stages; ++st) {
     stages[st].validate();
-    for (int k = 0; k < kNumOpKinds; ++k) out.stage_s[st][k] = stages[st].of(static_cast<OpKind>(k));
+    for (int r = 0; r < ranks; ++r)
+      for (int k = 0; k < kNumOpKinds; ++k) out.set(r, st, static_cast<OpKind>(k), stages[st].of(static_cast<OpKind>(k)));
   }
   return out;
 }
 
-void StageDurations::set(int stage, OpKind kind, double seconds) {
-  MOE_CHECK(stage >= 0 && stage < num_stages()) << "schedule durations: stage " << stage << " outside the table's "
-                                                << num_stages() << " stages";
-  stage_s[stage][static_cast<int>(kind)] = seconds;
+void StageDurations::set(int rank, int stage, OpKind kind, double seconds) {
+  MOE_CHECK(rank >= 0 && rank < num_ranks && stage >= 0 && stage < num_stages)
+      << "schedule durations: rank " << rank << ", stage " << stage << " outside the table's " << num_ranks
+      << " ranks x " << num_stages << " stages";
+  op_s[static_cast<size_t>(rank) * num_stages + stage][static_cast<int>(kind)] = seconds;
 }
 
-void StageDurations::set_fb_pair(int f_stage, int b_stage, double seconds) {
-  const int n = num_stages();
-  MOE_CHECK(f_stage >= 0 && f_stage < n && b_stage >= 0 && b_stage < n)
-      << "schedule durations: F&B pair (" << f_stage << ", " << b_stage << ") outside the table's " << n << " stages";
-  fb_pair_s[static_cast<size_t>(f_stage) * n + b_stage] = seconds;
+void StageDurations::set_fb_pair(int rank, int f_stage, int b_stage, double seconds) {
+  MOE_CHECK(rank >= 0 && rank < num_ranks && f_stage >= 0 && f_stage < num_stages && b_stage >= 0 &&
+            b_stage < num_stages)
+      << "schedule durations: rank " << rank << ", F&B pair (" << f_stage << ", " << b_stage
+      << ") outside the table's " << num_ranks << " ranks x " << num_stages << " stages";
+  fb_pair_s[(static_cast<size_t>(rank) * num_stages + f_stage) * num_stages + b_stage] = seconds;
 }
 
-double StageDurations::at(int stage, OpKind kind) const {
-  if (stage >= 0 && stage < num_stages()) {
-    const double v = stage_s[stage][static_cast<int>(kind)];
+double StageDurations::at(int rank, int stage, OpKind kind) const {
+  if (rank >= 0 && rank < num_ranks && stage >= 0 && stage < num_stages) {
+    const double v = op_s[static_cast<size_t>(rank) * num_stages + stage][static_cast<int>(kind)];
     if (v >= 0) return v;
   }
   return global.of(kind);
 }
 
-double StageDurations::of(const Op& op) const {
-  if (op.kind == OpKind::FB && op.stage < num_stages() && op.b_stage < num_stages()) {
-    const double v = fb_pair_s[static_cast<size_t>(op.stage) * num_stages() + op.b_stage];
+double StageDurations::of(int rank, const Op& op) const {
+  if (op.kind == OpKind::FB && rank >= 0 && rank < num_ranks && op.stage >= 0 && op.stage < num_stages &&
+      op.b_stage >= 0 && op.b_stage < num_stages) {
+    const double v = fb_pair_s[(static_cast<size_t>(rank) * num_stages + op.stage) * num_stages + op.b_stage];
     if (v >= 0) return v;
   }
-  return at(op.stage, op.kind);
+  return at(rank, op.stage, op.kind);
 }
 
-void StageDurations::validate(int num_stages_expected) const {
+void StageDurations::validate(int expected_ranks, int expected_stages) const {
   global.validate();
-  const int n = num_stages();
-  MOE_CHECK(n == 0 || n == num_stages_expected) << "schedule durations: a table of " << n
-                                                << " stages for a schedule of " << num_stages_expected;
-  MOE_CHECK(fb_pair_s.size() == static_cast<size_t>(n) * n)
-      << "schedule durations: F&B pair table of " << fb_pair_s.size() << " entries for " << n << " stages";
+  MOE_CHECK((num_ranks == 0 && num_stages == 0) || (num_ranks == expected_ranks && num_stages == expected_stages))
+      << "schedule durations: a table of " << num_ranks << " ranks x " << num_stages << " stages for a schedule of "
+      << expected_ranks << " x " << expected_stages;
+  MOE_CHECK(op_s.size() == static_cast<size_t>(num_ranks) * num_stages &&
+            fb_pair_s.size() == static_cast<size_t>(num_ranks) * num_stages * num_stages)
+      << "schedule durations: tables of " << op_s.size() << " and " << fb_pair_s.size() << " entries for "
+      << num_ranks << " ranks x " << num_stages << " stages";
   auto ok = [](double v) { return v == kUnset || v >= 0; };
-  for (int st = 0; st < n; ++st)
+  for (size_t i = 0; i < op_s.size(); ++i)
     for (int k = 0; k < kNumOpKinds; ++k)
-      MOE_CHECK(ok(stage_s[st][k])) << "schedule durations: stage " << st << " "
-                                    << op_name(static_cast<OpKind>(k)) << " " << stage_s[st][k] << " s < 0";
+      MOE_CHECK(ok(op_s[i][k])) << "schedule durations: rank " << i / num_stages << ", stage " << i % num_stages
+                                << " " << op_name(static_cast<OpKind>(k)) << " " << op_s[i][k] << " s < 0";
   for (size_t i = 0; i < fb_pair_s.size(); ++i)
-    MOE_CHECK(ok(fb_pair_s[i])) << "schedule durations: F&B of forward stage " << i / n << ", backward stage "
-                                << i % n << " " << fb_pair_s[i] << " s < 0";
+    MOE_CHECK(ok(fb_pair_s[i])) << "schedule durations: F&B entry " << i << " " << fb_pair_s[i] << " s < 0";
 }
 
 double SimResult::max_idle_s() const {
@@ -151,7 +158,7 @@ std::vector<int64_t> peak_activations(const Schedule& s) {
 
 namespace {
 
-SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)>& duration_s, double p2p_s,
+SimResult simulate_with(const Schedule& s, const std::function<double(int, const Op&)>& duration_s, double p2p_s,
                         double gap_s) {
   validate(s);
   const detail::Graph g = detail::build_graph(s);
@@ -185,12 +192,12 @@ SimResult simulate_with(const Schedule& s, const std::function<double(const Op&)
 
 SimResult simulate(const Schedule& s, const Durations& d) {
   d.validate();
-  return simulate_with(s, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s, d.gap_s);
+  return simulate_with(s, [&](int, const Op& op) { return d.of(op.kind); }, d.p2p_s, d.gap_s);
 }
 
 SimResult simulate(const Schedule& s, const StageDurations& d) {
-  d.validate(s.num_stages);
-  return simulate_with(s, [&](const Op& op) { return d.of(op); }, d.global.p2p_s, d.global.gap_s);
+  d.validate(s.num_ranks, s.num_stages);
+  return simulate_with(s, [&](int rank, const Op& op) { return d.of(rank, op); }, d.global.p2p_s, d.global.gap_s);
 }
 
 double table2_bubble_s(const std::string& kind, int pp, const Durations& d) {

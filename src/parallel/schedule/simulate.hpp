@@ -37,35 +37,38 @@ struct Durations {
   void validate() const;  // non-negative, w <= b
 };
 
-// Op durations per (stage, op kind), each overriding `global` where set (an
-// entry < 0 is unset). An F&B op overlaps the forward of one stage with the
-// backward of another (DualPipe: the two stages a rank holds), so its time is
-// looked up by the (forward stage, backward stage) pair first, then by its
-// forward stage's F&B entry, then global.fb_s. The point-to-point latency
-// (global.p2p_s) and the gap between two ops of a rank (global.gap_s) are the
-// same everywhere.
+// Op durations per (rank, stage, op kind): a stage as run on a rank, each
+// entry overriding `global` where set (an entry < 0 is unset). For every
+// schedule but DualPipe a stage runs on one rank; DualPipe runs each on two
+// (one per direction), and measured times of the same layers on two ranks
+// differ (measured_durations.hpp). An F&B op overlaps the forward of one
+// stage with the backward of another (DualPipe(V): the two stages a rank
+// holds), so its time is looked up by the rank's (forward stage, backward
+// stage) pair first, then by the rank's forward stage's F&B entry, then
+// global.fb_s. The point-to-point latency (global.p2p_s) and the gap between
+// two ops of a rank (global.gap_s) are the same everywhere.
 struct StageDurations {
   static constexpr double kUnset = -1.0;
   using PerKind = std::array<double, kNumOpKinds>;  // seconds by OpKind; kUnset = use global
 
   Durations global;
-  std::vector<PerKind> stage_s;   // [S] or empty (every op takes global)
-  std::vector<double> fb_pair_s;  // [S, S] row-major: forward stage, backward stage
+  int num_ranks = 0, num_stages = 0;  // 0, 0: every op takes global
+  std::vector<PerKind> op_s;          // [ranks, S]
+  std::vector<double> fb_pair_s;      // [ranks, S, S]: rank, forward stage, backward stage
 
   StageDurations() = default;
-  // Every (stage, kind) unset: global for all ops until set.
-  explicit StageDurations(const Durations& d, int num_stages = 0);
+  // Every (rank, stage, kind) unset: global for all ops until set.
+  explicit StageDurations(const Durations& d, int num_ranks = 0, int num_stages = 0);
   // One Durations per stage ([S]; its B_input = B - W, its F&B the F&B whose
-  // forward half is on that stage); p2p_s the latency.
-  static StageDurations per_stage(const std::vector<Durations>& stages, double p2p_s);
+  // forward half is on that stage), the same on every rank.
+  static StageDurations per_stage(const std::vector<Durations>& stages, int num_ranks, double p2p_s);
 
-  int num_stages() const { return static_cast<int>(stage_s.size()); }
-  void set(int stage, OpKind kind, double seconds);
-  void set_fb_pair(int f_stage, int b_stage, double seconds);
-  double at(int stage, OpKind kind) const;  // the entry, or global.of(kind)
-  double of(const Op& op) const;
-  // global.validate(); set entries >= 0; 0 or num_stages stages.
-  void validate(int num_stages) const;
+  void set(int rank, int stage, OpKind kind, double seconds);
+  void set_fb_pair(int rank, int f_stage, int b_stage, double seconds);
+  double at(int rank, int stage, OpKind kind) const;  // the entry, or global.of(kind)
+  double of(int rank, const Op& op) const;
+  // global.validate(); set entries >= 0; a table of 0 x 0 or ranks x stages.
+  void validate(int expected_ranks, int expected_stages) const;
 };
 
 // One row of the schedule/events table.
