@@ -273,7 +273,8 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
       ("execute", po::bool_switch(),
        "also run the schedule on the MPI ranks of this job (mpirun -np PP) with a toy chain model (stage = "
        "tanh(x·Wᵀ), H --hidden, T --tokens per micro-batch), check loss and gradients against a non-pipelined "
-       "step, and compare the measured timeline with the simulator fed the measured mean op times")  //
+       "step, and compare the measured timeline with the simulator fed the durations measured in it (per rank, "
+       "stage and op kind; p2p latency and gap between ops)")  //
       ("hidden", po::value<int>()->default_value(256), "--execute: hidden size H of the chain model")  //
       ("tokens", po::value<int>()->default_value(128), "--execute: tokens T per micro-batch")  //
       ("steps", po::value<int>()->default_value(2), "--execute: steps to run; the last one is measured")  //
