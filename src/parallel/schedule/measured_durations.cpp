@@ -43,6 +43,7 @@ Overheads measured_overheads(const SimResult& timeline) {
   std::unordered_map<int64_t, Produced> forward_out, backward_out;
   int num_ranks = 0;
   for (const Event& e : timeline.events) {
+    MOE_CHECK(e.rank >= 0) << "measured_overheads: event of rank " << e.rank;
     num_ranks = std::max(num_ranks, e.rank + 1);
     if (e.kind == OpKind::F || e.kind == OpKind::FB) forward_out[key(e.microbatch, e.stage)] = {e.rank, e.end_s};
     if (e.kind == OpKind::B || e.kind == OpKind::BInput) backward_out[key(e.microbatch, e.stage)] = {e.rank, e.end_s};
