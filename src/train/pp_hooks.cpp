@@ -10,10 +10,8 @@
 #include "parallel/ep_experts.hpp"
 #include "parallel/pipeline_stages.hpp"
 #include "parallel/topology.hpp"
-#include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
-#include "parallel/schedule/simulate.hpp"
 #include "train/pp_sim_vs_measured.hpp"
 
 namespace moelab::train {
