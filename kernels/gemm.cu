@@ -7,6 +7,8 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "kernels/cublas_check.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
@@ -54,6 +56,39 @@ void gemm_xwt_bf16(float* y, const float* x, const float* w, int64_t m, int64_t 
                                 static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   MOE_CUDA_CHECK(cudaFreeAsync(xb, stream));
   MOE_CUDA_CHECK(cudaFreeAsync(wb, stream));
+}
+
+// Row-major C = alpha op(A) op(B) + beta C is column-major C^T = alpha
+// op(B)^T op(A)^T + beta C^T: cuBLAS gets (B, A) with the same transposes.
+// For bf16 the stored extent of each operand ((rows - 1) * ld + cols values,
+// gaps included) is rounded to a BF16 copy with the same leading dimension.
+void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool bf16, cudaStream_t stream) {
+  if (m == 0 || n == 0) return;
+  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (!bf16) {
+    MOE_CUBLAS_CHECK(cublasSgemm(handle_for(stream), op_b, op_a, static_cast<int>(n), static_cast<int>(m),
+                                 static_cast<int>(k), &alpha, b, static_cast<int>(ldb), a, static_cast<int>(lda), &beta,
+                                 c, static_cast<int>(ldc)));
+    return;
+  }
+  // Stored extents: A is [m, k] or, transposed, [k, m]; B is [k, n] or [n, k].
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  const int64_t a_len = a_rows > 0 ? (a_rows - 1) * lda + a_cols : 0;
+  const int64_t b_len = b_rows > 0 ? (b_rows - 1) * ldb + b_cols : 0;
+  __nv_bfloat16 *ab = nullptr, *bb = nullptr;
+  MOE_CUDA_CHECK(cudaMallocAsync(&ab, std::max<int64_t>(1, a_len) * sizeof(__nv_bfloat16), stream));
+  MOE_CUDA_CHECK(cudaMallocAsync(&bb, std::max<int64_t>(1, b_len) * sizeof(__nv_bfloat16), stream));
+  if (a_len > 0) to_bf16_kernel<<<static_cast<unsigned>((a_len + 255) / 256), 256, 0, stream>>>(ab, a, a_len);
+  if (b_len > 0) to_bf16_kernel<<<static_cast<unsigned>((b_len + 255) / 256), 256, 0, stream>>>(bb, b, b_len);
+  MOE_CUDA_CHECK(cudaGetLastError());
+  MOE_CUBLAS_CHECK(cublasGemmEx(handle_for(stream), op_b, op_a, static_cast<int>(n), static_cast<int>(m),
+                                static_cast<int>(k), &alpha, bb, CUDA_R_16BF, static_cast<int>(ldb), ab, CUDA_R_16BF,
+                                static_cast<int>(lda), &beta, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+  MOE_CUDA_CHECK(cudaFreeAsync(ab, stream));
+  MOE_CUDA_CHECK(cudaFreeAsync(bb, stream));
 }
 
 }  // namespace moelab::cuda

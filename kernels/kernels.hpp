@@ -27,6 +27,12 @@ void fp8_quantize(uint8_t* codes, float* scales, const float* x, int64_t rows, i
 // rounded to BF16 with FP32 accumulation (the CPU backend's bf16 mode).
 void gemm_xwt_f32(float* y, const float* x, const float* w, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 void gemm_xwt_bf16(float* y, const float* x, const float* w, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+// The general form, twin of cpu::gemm (row-major, leading dimensions):
+// C [m, n] (ldc) = alpha * op(A) op(B) + beta * C, op(A) [m, k] (A is [k, m]
+// when trans_a), op(B) [k, n] (B is [n, k] when trans_b); FP32 (no TF32), or
+// A and B rounded to BF16 with FP32 accumulation when bf16.
+void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool bf16, cudaStream_t stream);
 
 // y [m, n] = emulated FP8 A [m, k] · W [n, k]^T (codes) with the tensor-core
 // accumulator of fraction_bits F, promoted to FP32 every `interval` K
@@ -65,6 +71,11 @@ void route_tokens(int32_t* topk_idx, float* topk_weight, const float* scores, co
 void permute_rows(float* xp, const float* x, const int32_t* token_of, int64_t rows, int64_t n, cudaStream_t stream);
 void unpermute_rows(float* y, const float* yp, const float* weight, const int32_t* row_of, int64_t tokens,
                     int64_t top_k, int64_t n, cudaStream_t stream);
+// Backward of the weighted unpermute (twin of cpu::unpermute_backward):
+// dyp [rows, n] = weight[t, k] * dy[t] at row row_of[t*K + k]; d_weight
+// [tokens, top_k] = dy[t] . yp[row] (=). One block per (t, k).
+void unpermute_backward(float* dyp, float* d_weight, const float* dy, const float* yp, const float* weight,
+                        const int32_t* row_of, int64_t tokens, int64_t top_k, int64_t n, cudaStream_t stream);
 
 // logits [tokens, vocab] -> softmax in place; nll [tokens] (double): -log p
 // of the target, 0 for targets < 0 (not counted). Backward: probs ->

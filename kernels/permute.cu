@@ -2,6 +2,7 @@
 // permutation index the CPU backend builds (cpu::make_permute_index, expert-
 // major, stable in token order). Unpermute sums each token's top-k rows in
 // slot order, the CPU's fixed order, so only FMA contraction can differ.
+#include "kernels/block_reduce.cuh"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
 
@@ -42,6 +43,33 @@ void unpermute_rows(float* y, const float* yp, const float* weight, const int32_
                     int64_t top_k, int64_t n, cudaStream_t stream) {
   if (tokens * n == 0) return;
   unpermute_rows_kernel<<<blocks_for(tokens * n), 256, 0, stream>>>(y, yp, weight, row_of, tokens, top_k, n);
+  MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+namespace {
+__global__ void unpermute_backward_kernel(float* dyp, float* d_weight, const float* dy, const float* yp,
+                                          const float* weight, const int32_t* row_of, int64_t top_k, int64_t n) {
+  const int64_t slot = blockIdx.x;  // t * top_k + k
+  const int64_t t = slot / top_k, row = row_of[slot];
+  const float w = weight[slot];
+  const float* g = dy + t * n;
+  const float* src = yp + row * n;
+  float* dst = dyp + row * n;
+  float dot = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    dot += g[i] * src[i];
+    dst[i] = w * g[i];
+  }
+  dot = block_sum(dot);
+  if (threadIdx.x == 0) d_weight[slot] = dot;
+}
+}  // namespace
+
+void unpermute_backward(float* dyp, float* d_weight, const float* dy, const float* yp, const float* weight,
+                        const int32_t* row_of, int64_t tokens, int64_t top_k, int64_t n, cudaStream_t stream) {
+  if (tokens * top_k == 0) return;
+  unpermute_backward_kernel<<<static_cast<unsigned>(tokens * top_k), 128, 0, stream>>>(dyp, d_weight, dy, yp, weight,
+                                                                                      row_of, top_k, n);
   MOE_CUDA_CHECK(cudaGetLastError());
 }
 

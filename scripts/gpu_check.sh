@@ -44,3 +44,27 @@ PY
 cmake --build $build -j "$(nproc)" --target moelab test_forward_device_cli
 cmake --build $build -j "$(nproc)" --target test_nccl_dispatch 2>/dev/null || echo "gpu_check: no NCCL, test_nccl_dispatch not built"
 (cd $build && ctest -R "nccl_|ForwardDevice" --output-on-failure) || echo "gpu_check: NCCL / forward --device cuda checks FAILED"
+
+# `moelab train --device cuda` against --device cpu (its parts, one whole step,
+# the CLI's loss curve), the GPU suite of `moelab bench --device cuda`, and the
+# routed experts' forward/backward timings as training runs them.
+cmake --build $build -j "$(nproc)" --target moelab test_train_gpu test_train_device_cli bench_experts_gpu bench_kernels_gpu
+$build/tests/test_train_gpu --gtest_output=json:$out/train_tests.json || echo "gpu_check: train --device cuda checks FAILED (see above)"
+(cd $build && ctest -R "TrainDeviceCli|BenchDevice" --output-on-failure) || echo "gpu_check: train/bench --device cuda CLI checks FAILED"
+/usr/bin/python3 - "$out/train_tests.json" <<'PY'
+import json, sys
+tests = json.load(open(sys.argv[1]))
+print(f"\n{'train --device cuda test':<52} {'result':<8} figures")
+for suite in tests["testsuites"]:
+    for t in suite["testsuite"]:
+        props = {k: v for k, v in t.items() if k.startswith(("max_", "loss_", "grad_"))}
+        result = "skipped" if t.get("result") == "SKIPPED" else ("FAILED" if t.get("failures") else "ok")
+        print(f"{suite['name'] + '.' + t['name']:<52} {result:<8} " + " ".join(f"{k}={v}" for k, v in props.items()))
+PY
+$build/experiments/micro/bench_experts_gpu --benchmark_min_time=0.2s || echo "gpu_check: bench_experts_gpu FAILED"
+
+# Expert parallelism over NCCL in training (2 ranks: needs 2 GPUs on this host,
+# else reported as skipped): the NCCL experts against the MPI/CPU ones, and
+# `mpirun -np 2 moelab train --device cuda --set parallel.ep=2` against --device cpu.
+cmake --build $build -j "$(nproc)" --target test_nccl_ep_experts 2>/dev/null || echo "gpu_check: no NCCL, test_nccl_ep_experts not built"
+(cd $build && ctest -R "nccl_ep_experts|train_cuda_ep" --output-on-failure) || echo "gpu_check: EP over NCCL in training FAILED"

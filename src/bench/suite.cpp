@@ -74,6 +74,13 @@ const std::vector<SuiteEntry>& suite_table() {
       {"swiglu_fwd",      "quick,full", EntryKind::callgrind, "swiglu_fwd",    "1",                                       1, ""},
       {"probe",           "probe",      EntryKind::micro,   "bench_probe",     "",                                        1, ""},
       {"dualpipe_sim",    "probe_e2e",  EntryKind::e2e,     "schedule",        "--kind dualpipe --pp 4 --microbatches 8 --f 1 --b 2 --w 1 --fb 3 --out {out} --force", 1, "schedule@makespan_s:exact,schedule/events/start_s:exact,no/such/series:exact"},
+      // `moelab bench --device cuda` runs the suites cuda-quick / cuda-full: the GPU micro-benchmarks
+      // (kernels/, and the routed experts as training runs them) and a v3-tiny training run on the GPU.
+      {"kernels_gpu",     "cuda-quick", EntryKind::micro,   "bench_kernels_gpu", "--benchmark_filter='BM_gpu_gemm|BM_gpu_rmsnorm/|BM_gpu_router|BM_gpu_grouped_gemm'", 1, ""},
+      {"kernels_gpu",     "cuda-full",  EntryKind::micro,   "bench_kernels_gpu", "",                                      1, ""},
+      {"experts_gpu",     "cuda-quick", EntryKind::micro,   "bench_experts_gpu", "--benchmark_filter=hidden:256/",         1, ""},
+      {"experts_gpu",     "cuda-full",  EntryKind::micro,   "bench_experts_gpu", "",                                      1, ""},
+      {"train_v3_tiny_cuda", "cuda-quick,cuda-full", EntryKind::e2e, "train",   "--device cuda --set model.preset=v3-tiny --set train.steps=5 --set train.seed=1 --set data.batch_size=2 --set data.seq_len=64 --set train.eval_batches=1 --set data.corpus={source}/tests/fixtures/corpus_sample.h5 --set output.out={out} --set output.force=true", 1, "train/loss:exact,train/grad_norm:exact,train/step_time_s:lower:s"},
   };
   return table;
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "backend/device.hpp"
 #include "bench/suite.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
@@ -58,9 +59,23 @@ int cmd_bench(const std::vector<std::string>& args, const CommandContext& ctx) {
        "moelab binary the end-to-end entries run (default: this one)")  //
       ("callgrind", po::value<bool>()->default_value(true), "run the callgrind instruction-count entries (needs valgrind)")  //
       ("keep-logs", po::bool_switch(), "keep the work directory (logs, JSON, callgrind files) next to --out")  //
-      ("list", po::bool_switch(), "list the suite's entries and whether each is available, then exit");
+      ("list", po::bool_switch(), "list the suite's entries and whether each is available, then exit")  //
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "cpu, or cuda: run the GPU suite instead (cuda-quick / cuda-full for --suite quick / full): the GPU "
+       "micro-benchmarks bench_kernels_gpu (cuBLAS GEMMs, RMSNorm, router, grouped GEMM; all kernels in full) "
+       "and bench_experts_gpu (routed experts forward/backward as train --device cuda runs them), and a "
+       "v3-tiny `moelab train --device cuda`. Needs a GPU (exit 2 without one)");
   if (!opts.parse(args, ctx)) return 0;
-  const std::string suite = opts.get<std::string>("suite");
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
+  std::string suite = opts.get<std::string>("suite");
+  if (device == Device::cuda) {
+    MOE_CHECK(suite == "quick" || suite == "full") << "--device cuda: --suite '" << suite << "': expected quick or full";
+    suite = "cuda-" + suite;
+  } else {
+    MOE_CHECK(suite.rfind("cuda-", 0) != 0) << "--suite '" << suite << "': the GPU suites run with --device cuda "
+                                            << "--suite " << suite.substr(5);
+  }
   bool known = false;
   for (const auto& e : bench::suite_table()) known = known || bench::entry_in_suite(e, suite);
   MOE_CHECK(known) << "--suite '" << suite << "': expected quick, full, probe or probe_e2e";

@@ -9,10 +9,21 @@
 #include <cstdio>
 #include <optional>
 
+#include "backend/device.hpp"
+#ifdef MOELAB_HAVE_CUDA
+#include "backend/cuda/experts.hpp"
+#include "backend/cuda/host_gemm.hpp"
+#endif
+#ifdef MOELAB_HAVE_NCCL
+#include "backend/cuda/ep_experts_nccl.hpp"
+#include "backend/cuda/nccl.hpp"
+#endif
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include <mpi.h>
 
+#include "core/error.hpp"
+#include "model/linear.hpp"
 #include "parallel/topology.hpp"
 #include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
@@ -28,11 +39,37 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "split (eval/: main-model loss, per domain; MaxVio_global; expert load by domain).\n"
                       "The corpus is built by scripts/prepare_corpus.sh (data/corpus.h5).\n"
                       "INI sections: [model] [data] [train] [balance] [mtp] [output]; sweep lines run\n"
-                      "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.");
+                      "several configurations into one file, e.g. `sweep = balance.method: aux_free, aux_loss`.\n"
+                      "--device cuda (model.precision fp32 or bf16) runs on the GPU: the routed experts' forward\n"
+                      "and backward (permute, gate/up/down GEMMs through cuBLAS, SwiGLU, weighted unpermute, their\n"
+                      "backward and weight gradients; activations stay on the GPU between the two) and the GEMMs of\n"
+                      "every dense linear (attention projections, dense and shared-expert MLPs, LM head, MTP\n"
+                      "projection: forward, dgrad and wgrad, operands copied per call). On the CPU stay: embeddings,\n"
+                      "RMSNorm, RoPE, attention scores/softmax, router, losses, balancing, gradient clipping, AdamW.\n"
+                      "Under mpirun (one rank per GPU; parallel.ep > 1) the EP dispatch/combine and their backward go\n"
+                      "over NCCL (direct mode, fp32 rows, the MPI path's traffic accounting in comm/); gradients are\n"
+                      "all-reduced on the host over MPI. parallel.pp > 1 is refused with --device cuda.");
+  opts.add()("device", po::value<std::string>()->default_value("cpu"),
+             "cpu, or cuda: routed experts (fwd+bwd) and dense linear GEMMs on the GPU, the rest on the CPU; "
+             "EP over NCCL under mpirun (see above). Needs a GPU per rank (exit 2 without); fp32 or bf16");
   train::declare_train_options(opts.add());
   train::declare_ep_train_options(opts.add());
   train::declare_pp_train_options(opts.add());
   if (!opts.parse(args, ctx)) return 0;
+  const Device device = parse_device(opts.get<std::string>("device"));
+  require_device(device);
+#ifdef MOELAB_HAVE_NCCL
+  // Under mpirun each rank takes the GPU of its index on its host (one rank per GPU).
+  if (device == Device::cuda && ctx.world_size > 1) cuda::select_local_device(MPI_COMM_WORLD);
+#else
+  MOE_CHECK(device == Device::cpu || ctx.world_size == 1)
+      << "--device cuda under mpirun needs NCCL (this moelab was built without it); run one process or --device cpu";
+#endif
+#ifdef MOELAB_HAVE_CUDA
+  // Every dense linear's GEMMs go through cuBLAS for the whole command.
+  std::optional<LinearGemmScope> gpu_gemms;
+  if (device == Device::cuda) gpu_gemms.emplace(&cuda::host_gemm);
+#endif
 
   const std::vector<ConfigPairs> points = opts.sweep_points();
   std::shared_ptr<ResultsFile> results;
@@ -44,6 +81,9 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
   for (const ConfigPairs& point : points) {
     if (!point.empty()) opts.apply_point(point, ctx);
     const train::TrainConfig cfg = train::train_config_from(opts);
+    MOE_CHECK(device == Device::cpu || cfg.precision != "fp8")
+        << "--device cuda: model.precision fp8 is not on the GPU in training (fp32 or bf16; FP8 GEMMs on the GPU: "
+           "moelab fp8 gemm --device cuda)";
     std::string name = cfg.run_name;
     if (name.empty()) name = point.empty() ? "train" : point_label(point);
     if (!results && ctx.is_root())
@@ -57,14 +97,38 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     // parallel.pp > 1: the pipeline loop (train/pp_hooks.hpp) instead of EP x DP.
     const train::PpTrainOptions pp = train::pp_train_options_from(opts);
     const bool pipelined = pp.pp > 1;
+    MOE_CHECK(device == Device::cpu || !pipelined)
+        << "--device cuda with parallel.pp > 1: the pipeline is not on GPUs yet (use --device cpu)";
     if (ctx.world_size > 1) {
       std::string text;
       for (const auto& [k, v] : opts.resolved()) text += k + "=" + v + "\n";
       parallel::check_same_config(MPI_COMM_WORLD, text);
-      if (!pipelined) hooks = train::ep_train_hooks(cfg, train::ep_train_options_from(opts, ctx.world_size), traffic);
+      train::EpTrainOptions ep_options = train::ep_train_options_from(opts, ctx.world_size);
+#ifdef MOELAB_HAVE_NCCL
+      if (device == Device::cuda) {
+        // EP dispatch/combine over NCCL: direct mode, FP32 rows (NcclDispatcher).
+        MOE_CHECK(ep_options.dispatch.mode == parallel::DispatchMode::direct &&
+                  ep_options.dispatch.dispatch_format == parallel::WireFormat::fp32 &&
+                  ep_options.dispatch.combine_format == parallel::WireFormat::fp32)
+            << "--device cuda moves EP tokens over NCCL in direct mode with fp32 rows: set parallel.dispatch=direct, "
+               "parallel.dispatch_format=fp32, parallel.combine_format=fp32";
+        ep_options.make_experts = [](const parallel::Topology& topo, std::shared_ptr<parallel::TrafficStats> sink) {
+          return cuda::nccl_ep_experts_factory(topo, cuda::nccl_ep_setup(topo), std::move(sink));
+        };
+      }
+#endif
+      if (!pipelined) hooks = train::ep_train_hooks(cfg, ep_options, traffic);
     }
     if (pipelined)
       hooks = train::pp_train_hooks(cfg, pp, train::ep_train_options_from(opts, ctx.world_size / pp.pp), &ctx.print());
+#ifdef MOELAB_HAVE_CUDA
+    if (device == Device::cuda) {
+      // One process: the routed experts on this GPU (under mpirun ep_train_hooks installed the NCCL ones).
+      if (ctx.world_size == 1)
+        hooks.setup_context = [](ModelContext<float>& c) { c.make_experts = cuda::cuda_experts_factory(); };
+      ctx.print() << "device: " << device_name(device) << " (routed experts and dense GEMMs on the GPU)\n";
+    }
+#endif
     hooks.progress = &ctx.print();
     train::TrainSummary s = train::run_training(cfg, run ? &*run : nullptr, hooks);
     if (ctx.world_size > 1 && !pipelined) {

@@ -1,6 +1,7 @@
 #include "model/linear.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 #include "numerics/fp8_linear.hpp"
@@ -22,6 +23,24 @@ WeightGradStore<T>*& active_store() {
   return store;
 }
 
+std::atomic<LinearGemm>& installed_gemm() {
+  static std::atomic<LinearGemm> gemm{nullptr};
+  return gemm;
+}
+
+// cpu::gemm, or for float the installed device GEMM.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc, GemmPrecision precision) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (LinearGemm device = installed_gemm().load(std::memory_order_relaxed)) {
+      device(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, precision);
+      return;
+    }
+  }
+  cpu::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, precision);
+}
+
 [[noreturn]] void fp8_needs_float(const char* which) {
   MOE_FAIL() << "linear " << which << ": fp8 precision runs in float (double is for fp32 gradient checks)";
 }
@@ -40,7 +59,7 @@ void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, int64_t rows, co
       fp8_needs_float("forward");
     return;
   }
-  cpu::gemm(false, true, rows, n, k, T(1), x, ldx, w.ptr(), k, beta, y, ldy, precision);
+  gemm(false, true, rows, n, k, T(1), x, ldx, w.ptr(), k, beta, y, ldy, precision);
 }
 
 template <typename T>
@@ -55,12 +74,12 @@ void linear_backward(T* dx, int64_t lddx, T beta_dx, Tensor<T>& dw, const T* dy,
       fp8_needs_float("backward");
     return;
   }
-  if (dx) cpu::gemm(false, false, rows, k, n, T(1), dy, lddy, w.ptr(), k, beta_dx, dx, lddx, precision);
+  if (dx) gemm(false, false, rows, k, n, T(1), dy, lddy, w.ptr(), k, beta_dx, dx, lddx, precision);
   if (WeightGradStore<T>* store = active_store<T>()) {
     store->record(dw, dy, lddy, x, ldx, rows, n, k, precision);
     return;
   }
-  cpu::gemm(true, false, n, k, rows, T(1), dy, lddy, x, ldx, T(1), dw.ptr(), k, precision);
+  gemm(true, false, n, k, rows, T(1), dy, lddy, x, ldx, T(1), dw.ptr(), k, precision);
 }
 
 template <typename T>
@@ -78,10 +97,13 @@ void WeightGradStore<T>::record(Tensor<T>& dw, const T* dy, int64_t lddy, const 
 template <typename T>
 void WeightGradStore<T>::flush() {
   for (Item& it : items_)
-    cpu::gemm(true, false, it.n, it.k, it.rows, T(1), it.dy.data(), it.n, it.x.data(), it.k, T(1), it.dw->ptr(), it.k,
+    gemm(true, false, it.n, it.k, it.rows, T(1), it.dy.data(), it.n, it.x.data(), it.k, T(1), it.dw->ptr(), it.k,
               it.precision);
   items_.clear();
 }
+
+LinearGemmScope::LinearGemmScope(LinearGemm gemm) : previous_(installed_gemm().exchange(gemm)) {}
+LinearGemmScope::~LinearGemmScope() { installed_gemm().store(previous_); }
 
 template <typename T>
 DeferWeightGrads<T>::DeferWeightGrads(WeightGradStore<T>& store) : previous_(active_store<T>()) {

@@ -38,6 +38,27 @@ template <typename T>
 void linear_backward(Tensor<T>* dx, Param<T>& w, const Tensor<T>& dy, const Tensor<T>& x, GemmPrecision precision,
                      bool accumulate_dx = false);
 
+// Where the fp32/bf16 GEMMs of every float linear run (forward, dgrad,
+// wgrad, deferred wgrads): cpu::gemm, unless a device backend installs its
+// own for the process (`moelab train --device cuda` installs
+// cuda::host_gemm, which runs them through cuBLAS on host operands). Same
+// signature and contract as cpu::gemm. double (gradient checks) and the fp8
+// path always stay on the CPU.
+using LinearGemm = void (*)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                            GemmPrecision precision);
+// Installs `gemm` (null: cpu::gemm) while alive; restores the previous one on exit.
+class LinearGemmScope {
+ public:
+  explicit LinearGemmScope(LinearGemm gemm);
+  ~LinearGemmScope();
+  LinearGemmScope(const LinearGemmScope&) = delete;
+  LinearGemmScope& operator=(const LinearGemmScope&) = delete;
+
+ private:
+  LinearGemm previous_;
+};
+
 // Zero-bubble weight-gradient deferral (DualPipe's WeightGradStore): while
 // a DeferWeightGrads scope is alive on this thread, every fp32/bf16
 // linear_backward computes dx only and records dW += dy^T . x (with copies of

@@ -39,9 +39,10 @@ TrainHooks ep_train_hooks(const TrainConfig& config, const EpTrainOptions& optio
   // layer): reset when the step takes its batch, written to comm/ and added
   // to `traffic` after the step, so evaluation traffic is in neither.
   auto step_traffic = std::make_shared<parallel::TrafficStats>();
-  h.setup_context = [topo, options, step_traffic](ModelContext<float>& ctx) {
-    ctx.make_experts = parallel::ep_experts_factory(topo, options.dispatch, step_traffic);
-  };
+  const ExpertsFactory<float> factory = options.make_experts
+                                            ? options.make_experts(topo, step_traffic)
+                                            : parallel::ep_experts_factory(topo, options.dispatch, step_traffic);
+  h.setup_context = [factory](ModelContext<float>& ctx) { ctx.make_experts = factory; };
   const int64_t top_k = mcfg.num_experts_per_tok;
   h.after_step = [topo, step_traffic, traffic, top_k](int64_t, ResultsRun* run) {
     parallel::append_comm_step(topo, *step_traffic, top_k, 0.0, run);

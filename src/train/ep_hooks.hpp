@@ -19,6 +19,7 @@
 // EP = 1 on one rank needs none of this (run_training's defaults).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "parallel/dispatch_combine.hpp"
@@ -33,6 +34,12 @@ struct EpTrainOptions {
   int max_nodes = 0;  // node limit M to check against the model's n_group/topk_group; 0: no check
   parallel::DispatchOptions dispatch{parallel::DispatchMode::direct, parallel::WireFormat::fp32,
                                      parallel::WireFormat::fp32};
+  // Builds the routed experts' factory from the topology and the per-step
+  // traffic sink (called once, collectively, by ep_train_hooks); empty:
+  // parallel::ep_experts_factory (MPI, CPU). `moelab train --device cuda`
+  // installs the NCCL one (backend/cuda/ep_experts_nccl.hpp).
+  std::function<ExpertsFactory<float>(const parallel::Topology&, std::shared_ptr<parallel::TrafficStats>)>
+      make_experts;
 };
 
 // parallel.ep, parallel.gpus_per_node, parallel.dispatch, parallel.dispatch_format, parallel.combine_format.

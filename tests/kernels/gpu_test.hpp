@@ -60,4 +60,16 @@ inline double max_rel_error(const std::vector<float>& got, const std::vector<flo
   return worst;
 }
 
+// max |got - ref| over a tensor relative to the reference tensor's largest
+// magnitude (the error measure for gradients, whose elements span decades).
+inline double max_scaled_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  EXPECT_EQ(got.size(), ref.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < std::min(got.size(), ref.size()); ++i) {
+    worst = std::max(worst, std::abs(double(got[i]) - ref[i]));
+    scale = std::max(scale, std::abs(double(ref[i])));
+  }
+  return scale > 0 ? worst / scale : worst;
+}
+
 }  // namespace moelab::test

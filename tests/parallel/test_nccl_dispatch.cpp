@@ -177,5 +177,86 @@ TEST(NcclDispatch, RowsAndCombineEqualMpiBitForBit) {
   cudaStreamDestroy(stream);
 }
 
+// The backward's two exchanges (train --device cuda with parallel.ep > 1):
+// the NCCL accounting equals the MPI Dispatcher's dispatch_grad/combine_grad.
+TEST(NcclPlan, BackwardAccountingEqualsMpiDispatcher) {
+  for (int gpn : node_sizes()) {
+    SCOPED_TRACE("gpus_per_node " + std::to_string(gpn));
+    Topology topo = Topology::create(MPI_COMM_WORLD, world_size(), gpn, kExperts);
+    Inputs in = make_inputs(topo.ep_rank);
+    Dispatcher mpi(topo, {DispatchMode::direct, WireFormat::fp32, WireFormat::fp32});
+    const parallel::Received& r = mpi.dispatch(in.x.data(), in.idx.data(), in.w.data(), in.tokens, kHidden, kTopK);
+    mpi.reset_stats();
+    std::vector<float> dy_rows(r.rows * kHidden), dw_rows(r.rows * kTopK, 0.0f), dx(in.tokens * kHidden),
+        dw(in.tokens * kTopK);
+    mpi.dispatch_grad(in.x.data(), dy_rows.data());
+    mpi.combine_grad(dy_rows.data(), dw_rows.data(), dx.data(), dw.data());
+
+    const NcclDispatchPlan plan = NcclDispatchPlan::build(topo, in.idx.data(), in.tokens, kTopK);
+    TrafficStats stats;
+    plan.account_backward(topo, kTopK, kHidden, stats);
+    expect_counters_eq(stats.dispatch, mpi.stats().dispatch);
+    expect_counters_eq(stats.combine, mpi.stats().combine);
+    EXPECT_GT(stats.combine.bytes_sent_intra + stats.combine.bytes_sent_inter, 0);
+  }
+}
+
+// dispatch_grad and combine_grad over NCCL equal the MPI ones bit for bit
+// (rows, dx, d_topk_weight) and count the same traffic.
+TEST(NcclDispatch, BackwardEqualsMpiBitForBit) {
+  if (!every_rank_has_gpu(MPI_COMM_WORLD)) GTEST_SKIP() << "skipped: no GPU (needs one per rank)";
+  select_local_device(MPI_COMM_WORLD);
+  cudaStream_t stream;
+  MOE_CUDA_CHECK(cudaStreamCreate(&stream));
+  for (int gpn : node_sizes()) {
+    SCOPED_TRACE("gpus_per_node " + std::to_string(gpn));
+    Topology topo = Topology::create(MPI_COMM_WORLD, world_size(), gpn, kExperts);
+    Inputs in = make_inputs(topo.ep_rank);
+    std::vector<float> dy(in.x);
+    for (float& v : dy) v = v * 0.5f - 1.0f;
+    Dispatcher mpi(topo, {DispatchMode::direct, WireFormat::fp32, WireFormat::fp32});
+    const parallel::Received& r = mpi.dispatch(in.x.data(), in.idx.data(), in.w.data(), in.tokens, kHidden, kTopK);
+    const int64_t R = r.rows, T = in.tokens;
+    mpi.reset_stats();
+    std::vector<float> dy_rows(R * kHidden), dx_mpi(T * kHidden), dw_mpi(T * kTopK);
+    mpi.dispatch_grad(dy.data(), dy_rows.data());
+    // Partials: the rows times a factor of this rank; weight gradients: one per local slot.
+    std::vector<float> dx_partial(dy_rows), dw_rows(R * kTopK, 0.0f);
+    for (float& v : dx_partial) v *= 1.0f + 0.375f * float(topo.ep_rank);
+    for (int64_t i = 0; i < R; ++i)
+      for (int k = 0; k < kTopK; ++k)
+        if (topo.is_local_expert(r.topk_idx[i * kTopK + k])) dw_rows[i * kTopK + k] = 0.125f * float(i + k) - 1.0f;
+    mpi.combine_grad(dx_partial.data(), dw_rows.data(), dx_mpi.data(), dw_mpi.data());
+
+    NcclComm comm(topo.ep_comm());
+    NcclDispatcher nccl(topo, comm);
+    float *d_x = nullptr, *d_dy = nullptr, *d_rows = nullptr, *d_part = nullptr, *d_wr = nullptr, *d_dx = nullptr,
+          *d_dw = nullptr;
+    for (auto [ptr, n] : {std::pair{&d_x, T * kHidden}, {&d_dy, T * kHidden}, {&d_rows, R * kHidden},
+                          {&d_part, R * kHidden}, {&d_wr, R * kTopK}, {&d_dx, T * kHidden}, {&d_dw, T * kTopK}})
+      MOE_CUDA_CHECK(cudaMalloc(ptr, std::max<int64_t>(1, n) * 4));
+    MOE_CUDA_CHECK(cudaMemcpy(d_x, in.x.data(), T * kHidden * 4, cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpy(d_dy, dy.data(), T * kHidden * 4, cudaMemcpyHostToDevice));
+    nccl.dispatch(d_x, in.idx.data(), in.w.data(), T, kHidden, kTopK, stream);
+    nccl.reset_stats();
+    nccl.dispatch_grad(d_dy, d_rows, stream);
+    std::vector<float> rows(R * kHidden);
+    MOE_CUDA_CHECK(cudaMemcpy(rows.data(), d_rows, rows.size() * 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(rows, dy_rows);
+    MOE_CUDA_CHECK(cudaMemcpy(d_part, dx_partial.data(), dx_partial.size() * 4, cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpy(d_wr, dw_rows.data(), dw_rows.size() * 4, cudaMemcpyHostToDevice));
+    nccl.combine_grad(d_part, d_wr, d_dx, d_dw, stream);
+    std::vector<float> dx(T * kHidden), dw(T * kTopK);
+    MOE_CUDA_CHECK(cudaMemcpy(dx.data(), d_dx, dx.size() * 4, cudaMemcpyDeviceToHost));
+    MOE_CUDA_CHECK(cudaMemcpy(dw.data(), d_dw, dw.size() * 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(std::memcmp(dx.data(), dx_mpi.data(), dx.size() * 4), 0) << "dx differs";
+    EXPECT_EQ(std::memcmp(dw.data(), dw_mpi.data(), dw.size() * 4), 0) << "d_topk_weight differs";
+    expect_counters_eq(nccl.stats().dispatch, mpi.stats().dispatch);
+    expect_counters_eq(nccl.stats().combine, mpi.stats().combine);
+    for (float* p : {d_x, d_dy, d_rows, d_part, d_wr, d_dx, d_dw}) cudaFree(p);
+  }
+  cudaStreamDestroy(stream);
+}
+
 }  // namespace
 }  // namespace moelab::cuda

@@ -169,6 +169,13 @@ void NcclDispatchPlan::account(const parallel::Topology& topo, const int32_t* to
   if (with_combine) parallel::count_link_traffic(topo, recv_rows, send_rows, pay, stats.combine);
 }
 
+void NcclDispatchPlan::account_backward(const parallel::Topology& topo, int top_k, int64_t hidden,
+                                        parallel::TrafficStats& stats) const {
+  const int64_t pay = parallel::wire_row_bytes(parallel::WireFormat::fp32, hidden);
+  parallel::count_link_traffic(topo, send_rows, recv_rows, pay, stats.dispatch);
+  parallel::count_link_traffic(topo, recv_rows, send_rows, pay + 4 * int64_t(top_k), stats.combine);
+}
+
 // ---- the dispatcher ----
 
 struct NcclDispatcher::Impl {
@@ -185,6 +192,8 @@ struct NcclDispatcher::Impl {
   // Combine: the send slots of each token, ascending (CSR).
   std::vector<int32_t> slots;
   std::vector<int64_t> slot_offsets;
+  // Backward scratch: combine_grad's packed [rows, H + K] both ways and its [T, H + K] sum.
+  DeviceArray grad_send, grad_back, grad_sum;
 };
 
 NcclDispatcher::NcclDispatcher(const parallel::Topology& topo, const NcclComm& comm) : impl_(std::make_unique<Impl>()) {
@@ -276,6 +285,47 @@ void NcclDispatcher::combine(const float* partial, float* y, cudaStream_t stream
   segment_sum_rows(y, d_back, d_slots, d_off, m.tokens, H, stream);
   parallel::count_link_traffic(m.topo, plan.recv_rows, plan.send_rows,
                                parallel::wire_row_bytes(parallel::WireFormat::fp32, H), m.stats.combine);
+  MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void NcclDispatcher::dispatch_grad(const float* dy, float* dy_rows, cudaStream_t stream) {
+  Impl& m = *impl_;
+  MOE_CHECK(m.planned) << "dispatch_grad called before dispatch";
+  const NcclDispatchPlan& plan = m.plan;
+  const int64_t S = plan.total_send, H = m.hidden;
+  const int32_t* d_src = upload(m.index, plan.send_src, stream);
+  float* d_send = static_cast<float*>(m.send_rows.reserve(std::max<int64_t>(1, S * H) * sizeof(float)));
+  permute_rows(d_send, dy, d_src, S, H, stream);
+  m.comm->all_to_allv(d_send, times(plan.send_rows, 4 * H), dy_rows, times(plan.recv_rows, 4 * H), stream);
+  parallel::count_link_traffic(m.topo, plan.send_rows, plan.recv_rows,
+                               parallel::wire_row_bytes(parallel::WireFormat::fp32, H), m.stats.dispatch);
+  MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void NcclDispatcher::combine_grad(const float* dx_partial, const float* dweight_rows, float* dx, float* d_topk_weight,
+                                  cudaStream_t stream) {
+  Impl& m = *impl_;
+  MOE_CHECK(m.planned) << "combine_grad called before dispatch";
+  const NcclDispatchPlan& plan = m.plan;
+  const int64_t H = m.hidden, K = m.top_k, W = H + K, R = plan.total_recv, S = plan.total_send, T = m.tokens;
+  // One record per received row: its H values then its K weight gradients (the MPI record's layout).
+  float* send = static_cast<float*>(m.grad_send.reserve(std::max<int64_t>(1, R * W) * sizeof(float)));
+  if (R > 0) {
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(send, W * 4, dx_partial, H * 4, H * 4, R, cudaMemcpyDeviceToDevice, stream));
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(send + H, W * 4, dweight_rows, K * 4, K * 4, R, cudaMemcpyDeviceToDevice, stream));
+  }
+  float* back = static_cast<float*>(m.grad_back.reserve(std::max<int64_t>(1, S * W) * sizeof(float)));
+  m.comm->all_to_allv(send, times(plan.recv_rows, 4 * W), back, times(plan.send_rows, 4 * W), stream);
+  const int32_t* d_slots = upload(m.index, m.slots, stream);
+  const int64_t* d_off = upload(m.offsets, m.slot_offsets, stream);
+  float* sum = static_cast<float*>(m.grad_sum.reserve(std::max<int64_t>(1, T * W) * sizeof(float)));
+  segment_sum_rows(sum, back, d_slots, d_off, T, W, stream);
+  if (T > 0) {
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(dx, H * 4, sum, W * 4, H * 4, T, cudaMemcpyDeviceToDevice, stream));
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(d_topk_weight, K * 4, sum + H, W * 4, K * 4, T, cudaMemcpyDeviceToDevice, stream));
+  }
+  parallel::count_link_traffic(m.topo, plan.recv_rows, plan.send_rows,
+                               parallel::wire_row_bytes(parallel::WireFormat::fp32, H) + 4 * K, m.stats.combine);
   MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

@@ -98,6 +98,11 @@ struct NcclDispatchPlan {
   // the MPI Dispatcher does with FP32 wire formats.
   void account(const parallel::Topology& topo, const int32_t* topk_idx, int64_t num_tokens, int top_k,
                int64_t hidden, bool with_combine, parallel::TrafficStats& stats) const;
+  // Adds the backward's two exchanges as the MPI Dispatcher counts them with
+  // FP32 wire formats: dispatch_grad (payload rows, into stats.dispatch) and
+  // combine_grad (payload + K FP32 weight gradients, into stats.combine).
+  void account_backward(const parallel::Topology& topo, int top_k, int64_t hidden,
+                        parallel::TrafficStats& stats) const;
 };
 
 class NcclDispatcher {
@@ -114,6 +119,14 @@ class NcclDispatcher {
   // partial [R,H] device -> y [T,H] device (=), summed over destination
   // ranks in ascending order (the MPI path's order, bit for bit in FP32).
   void combine(const float* partial, float* y, cudaStream_t stream);
+  // Backward (the MPI Dispatcher's dispatch_grad / combine_grad, direct mode,
+  // FP32): dy [T,H] device -> dy_rows [R,H] device (=), the rows of the last
+  // dispatch in its order; dx_partial [R,H] and dweight_rows [R,K] device ->
+  // dx [T,H], d_topk_weight [T,K] device (=), summed over destination ranks in
+  // ascending order. Synchronise the stream.
+  void dispatch_grad(const float* dy, float* dy_rows, cudaStream_t stream);
+  void combine_grad(const float* dx_partial, const float* dweight_rows, float* dx, float* d_topk_weight,
+                    cudaStream_t stream);
 
   const parallel::TrafficStats& stats() const;
   void reset_stats();
