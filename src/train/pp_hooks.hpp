@@ -16,10 +16,10 @@
 //   loads     each MoE layer's loads summed over the micro-batches and ranks
 //   timeline  at the last step the measured per-rank events go to
 //             /runs/<run>/schedule (schedule/events, source = measured), and
-//             the schedule is re-simulated with the measured mean op times:
-//             /runs/<run>/schedule_predicted/schedule, and per-rank
-//             measured_end_s, predicted_end_s, error_pct attributes on
-//             /runs/<run>/schedule
+//             the schedule is re-simulated with the durations measured in it
+//             (pp_sim_vs_measured.hpp): /runs/<run>/schedule_predicted/schedule,
+//             and per-rank measured_end_s, predicted_end_s,
+//             predicted_vs_measured_error_pct attributes on /runs/<run>/schedule
 //   overlap   an F&B op (DualPipe, DualPipeV) runs its forward and backward
 //             halves interleaved at their communication waits, with a
 //             progress thread moving the transfers (schedule/executor.hpp);
