@@ -22,6 +22,7 @@
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
+#include "parallel/schedule/measured_durations.hpp"
 #include "parallel/schedule/simulate.hpp"
 #include "parallel/schedule/validate.hpp"
 
@@ -134,8 +135,10 @@ struct Executed {
 };
 
 // Runs the schedule over the MPI ranks with the chain model, checks loss and
-// gradients against a non-pipelined step, and re-simulates the run with its
-// own mean op durations and measured latency.
+// gradients against a non-pipelined step, and re-simulates the run with the
+// durations measured in it: per (stage, op kind) means, the p2p latency and
+// the gap between a rank's ops (measured_durations.hpp; the ping-pong latency
+// where the timeline has no receive wait).
 Executed execute_chain(const Schedule& s, const CommandOptions& opts, const CommandContext& ctx) {
   MOE_CHECK(ctx.world_size == s.num_ranks)
       << "moelab schedule --execute: schedule " << s.kind << " needs " << s.num_ranks
@@ -199,13 +202,19 @@ Executed execute_chain(const Schedule& s, const CommandOptions& opts, const Comm
 
   out.measured_durations = mean_durations(out.measured);
   out.measured_durations.p2p_s = p2p_s;
-  out.predicted = simulate(s, out.measured_durations);
+  const StageDurations table = stage_durations(s, out.measured, out.measured_durations);
+  out.predicted = simulate(s, table);
   const Durations& d = out.measured_durations;
   std::snprintf(line, sizeof line,
                 "measured mean op times: F %.3f ms  B %.3f ms  W %.3f ms  F&B %.3f ms; p2p latency (ping-pong of "
                 "%lld B) %.3f ms\n",
                 1e3 * d.f_s, 1e3 * d.b_s, 1e3 * d.w_s, 1e3 * d.fb_s,
                 static_cast<long long>(4 * model.boundary_numel()), 1e3 * p2p_s);
+  ctx.print() << line;
+  std::snprintf(line, sizeof line,
+                "predicted with per-(rank, stage, op kind) means, p2p latency %.3f ms and a gap of %.3f ms between a "
+                "rank's ops (seen in the timeline)\n",
+                1e3 * table.global.p2p_s, 1e3 * table.global.gap_s);
   ctx.print() << line;
   ctx.print() << "  rank  measured_end_s  predicted_end_s   error%  measured_idle_s  predicted_idle_s\n";
   for (int r = 0; r < s.num_ranks; ++r) {
@@ -264,7 +273,8 @@ int cmd_schedule(const std::vector<std::string>& args, const CommandContext& ctx
       ("execute", po::bool_switch(),
        "also run the schedule on the MPI ranks of this job (mpirun -np PP) with a toy chain model (stage = "
        "tanh(x·Wᵀ), H --hidden, T --tokens per micro-batch), check loss and gradients against a non-pipelined "
-       "step, and compare the measured timeline with the simulator fed the measured mean op times")  //
+       "step, and compare the measured timeline with the simulator fed the durations measured in it (per rank, "
+       "stage and op kind; p2p latency and gap between ops)")  //
       ("hidden", po::value<int>()->default_value(256), "--execute: hidden size H of the chain model")  //
       ("tokens", po::value<int>()->default_value(128), "--execute: tokens T per micro-batch")  //
       ("steps", po::value<int>()->default_value(2), "--execute: steps to run; the last one is measured")  //

@@ -10,10 +10,9 @@
 #include "parallel/ep_experts.hpp"
 #include "parallel/pipeline_stages.hpp"
 #include "parallel/topology.hpp"
-#include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/generators.hpp"
-#include "parallel/schedule/simulate.hpp"
+#include "train/pp_sim_vs_measured.hpp"
 
 namespace moelab::train {
 
@@ -88,7 +87,10 @@ void declare_pp_train_options(po::options_description_easy_init add) {
        "micro-batches per step (must divide data.batch_size); 0 = one per sequence")  //
       ("parallel.overlap", po::value<bool>()->default_value(true),
        "F&B steps (dualpipe, dualpipev): overlap one micro-batch's communication with another's computation "
-       "(false: run the forward then the backward, for comparison)");
+       "(false: run the forward then the backward, for comparison)")  //
+      ("parallel.comm_progress", po::value<bool>()->default_value(true),
+       "pipeline runs: a thread progresses in-flight MPI requests while the rank computes (needs "
+       "MPI_THREAD_MULTIPLE; false: requests move only when waited on, for comparison)");
 }
 
 TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, const EpTrainOptions& ep_options,
@@ -132,7 +134,7 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   h.write_checkpoints = rank == 0;
   // This rank's communication figures summed over the steps: expert, pipeline, both.
   auto comm_run = std::make_shared<std::array<parallel::CommFigures, 3>>();
-  const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = true};
+  const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = o.comm_progress};
   const MtpLambdaSchedule mtp_lambda = config.mtp_lambda;
   const BalanceConfig balance = config.balance;
   h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options,
@@ -195,51 +197,13 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
     }
 
     if (step == last_step && replica == 0) {  // replica 0's timeline (its pipe holds world rank 0)
-      // The measured timeline of this step and its re-simulation with the measured mean op times.
+      // The measured timeline of this step against its re-simulation with the
+      // durations measured in it (pp_sim_vs_measured.hpp).
       double wait[3] = {mine.wait_s, mine.compute_s, ep_traffic->dispatch_time_s + ep_traffic->combine_time_s};
       std::vector<double> all(3 * s.num_ranks);
       MPI_Gather(wait, 3, MPI_DOUBLE, all.data(), 3, MPI_DOUBLE, 0, pipe);
       const schedule::SimResult measured = schedule::gather_measured(s, mine, pipe);
-      if (rank == 0) {
-        const schedule::Durations d = schedule::mean_durations(measured, schedule::Durations{0, 0, 0, 0, 0});
-        const schedule::SimResult predicted = schedule::simulate(s, d);
-        std::vector<double> m_end, p_end, err, wait_frac, ep_comm_s;
-        for (int r = 0; r < s.num_ranks; ++r) {
-          m_end.push_back(measured.ranks[r].end_s);
-          p_end.push_back(predicted.ranks[r].end_s);
-          err.push_back(m_end.back() > 0 ? 100.0 * (p_end.back() - m_end.back()) / m_end.back() : 0.0);
-          wait_frac.push_back(all[3 * r] + all[3 * r + 1] > 0 ? all[3 * r] / (all[3 * r] + all[3 * r + 1]) : 0.0);
-          ep_comm_s.push_back(all[3 * r + 2]);
-        }
-        if (progress) {
-          char line[256];
-          std::snprintf(line, sizeof line,
-                        "pipeline %s, %d ranks, %d stages, %d micro-batches (step %lld): mean op times F %.3f ms  B "
-                        "%.3f ms  B_input %.3f ms  W %.3f ms  F&B %.3f ms (p2p 0 in the simulation)\n",
-                        s.kind.c_str(), s.num_ranks, s.num_stages, C, static_cast<long long>(step + 1), 1e3 * d.f_s,
-                        1e3 * d.b_s, 1e3 * d.b_input_s(), 1e3 * d.w_s, 1e3 * d.fb_s);
-          *progress << line << "  rank  measured_end_ms  predicted_end_ms  error%  recv_wait%  ep_comm_ms\n";
-          for (int r = 0; r < s.num_ranks; ++r) {
-            std::snprintf(line, sizeof line, "%6d %16.3f %17.3f %7.1f %10.1f %11.3f\n", r, 1e3 * m_end[r],
-                          1e3 * p_end[r], err[r], 100.0 * wait_frac[r], 1e3 * ep_comm_s[r]);
-            *progress << line;
-          }
-        }
-        if (run) {
-          schedule::write_schedule_group(run->group(), s, measured, "measured");
-          h5::Group pg = run->group().group("schedule_predicted");
-          schedule::write_schedule_group(pg, s, predicted, "simulated");
-          h5::Group g = run->group().open_group("schedule");
-          g.set_attr("step", step + 1);
-          g.set_attr("measured_mean_durations_s", std::vector<double>{d.f_s, d.b_s, d.w_s, d.fb_s, d.p2p_s});
-          g.set_attr("measured_end_s", m_end);
-          g.set_attr("predicted_end_s", p_end);
-          g.set_attr("predicted_vs_measured_error_pct", err);
-          g.set_attr("recv_wait_fraction", wait_frac);
-          g.set_attr("ep_comm_s", ep_comm_s);
-          g.set_attr("w_defers_linear_weight_grads", int64_t{1});
-        }
-      }
+      if (rank == 0) report_sim_vs_measured(s, measured, all, step, progress, run);
     }
     if (step == last_step) report_comm(*comm_run, mine, step + 1, progress, run);
     return out;

@@ -16,17 +16,19 @@
 //   loads     each MoE layer's loads summed over the micro-batches and ranks
 //   timeline  at the last step the measured per-rank events go to
 //             /runs/<run>/schedule (schedule/events, source = measured), and
-//             the schedule is re-simulated with the measured mean op times:
-//             /runs/<run>/schedule_predicted/schedule, and per-rank
-//             measured_end_s, predicted_end_s, error_pct attributes on
-//             /runs/<run>/schedule
+//             the schedule is re-simulated with the durations measured in it
+//             (pp_sim_vs_measured.hpp): /runs/<run>/schedule_predicted/schedule,
+//             and per-rank measured_end_s, predicted_end_s,
+//             predicted_vs_measured_error_pct attributes on /runs/<run>/schedule
 //   overlap   an F&B op (DualPipe, DualPipeV) runs its forward and backward
 //             halves interleaved at their communication waits, with a
 //             progress thread moving the transfers (schedule/executor.hpp);
 //             per rank, the communication time and the part of it hidden
 //             behind computation are measured over the run and written as
 //             attributes of /runs/<run>/schedule (comm_*); parallel.overlap
-//             = false runs the halves one after the other (the ablation)
+//             = false runs the halves one after the other, and
+//             parallel.comm_progress = false runs without the progress thread
+//             (requests then move only when waited on): the ablations
 //   PP x EP   parallel.ep = EP > 1 (or 0: world / PP) runs EP pipeline
 //             replicas on PP x EP ranks (see pp_train_hooks)
 //   losses    MTP (model.mtp_depth > 0) on the last stage with the shared
@@ -50,9 +52,11 @@ struct PpTrainOptions {
   std::string schedule = "1f1b";
   int microbatches = 0;  // 0: one per sequence of the batch
   bool overlap = true;   // interleave the halves of F&B ops (DualPipe)
+  bool comm_progress = true;  // a thread progresses in-flight requests while computing
 };
 
-// parallel.pp, parallel.schedule, parallel.microbatches, parallel.overlap.
+// parallel.pp, parallel.schedule, parallel.microbatches, parallel.overlap,
+// parallel.comm_progress.
 void declare_pp_train_options(po::options_description_easy_init add);
 
 template <typename Opts>
@@ -62,6 +66,7 @@ PpTrainOptions pp_train_options_from(const Opts& o) {
   p.schedule = o.template get<std::string>("parallel.schedule");
   p.microbatches = o.template get<int>("parallel.microbatches");
   p.overlap = o.template get<bool>("parallel.overlap");
+  p.comm_progress = o.template get<bool>("parallel.comm_progress");
   return p;
 }
 

@@ -38,6 +38,10 @@ assert g.attrs["source"] in (b"measured", "measured")
 n = g["events/op"].shape[0]
 assert n > 0 and set(g["events/rank"][:]) == set(range(np_)), (n, set(g["events/rank"][:]))
 assert len(g.attrs["predicted_vs_measured_error_pct"]) == np_
+assert g.attrs["duration_model"] in (b"rank_stage_means+p2p+gap", "rank_stage_means+p2p+gap")
+assert len(g.attrs["one_mean_error_pct"]) == len(g.attrs["stage_only_error_pct"]) == np_
+assert len(g.attrs["measured_rank_stage_durations_s"]) == np_ * g.attrs["num_stages"] * 5
+assert g.attrs["measured_p2p_s"] >= 0 and g.attrs["measured_gap_s"] >= 0
 assert f["runs/train/schedule_predicted/schedule/events/op"].shape[0] == n
 PY
     echo "ok: np=$np $kind equals one process, timeline written ($(grep -A$np predicted_end_ms <<<"$out" | tail -n $np | awk '{printf "%s%% ", $4}')sim-vs-measured)"

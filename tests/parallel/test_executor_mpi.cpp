@@ -21,6 +21,7 @@
 #include "parallel/schedule/executor.hpp"
 #include "parallel/schedule/simulate.hpp"
 #include "parallel/schedule/generators.hpp"
+#include "parallel/schedule/measured_durations.hpp"
 #include "parallel/schedule/chain_stages.hpp"
 
 using namespace moelab::schedule;

@@ -1,6 +1,7 @@
 #include "parallel/schedule/executor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <unordered_map>
 
@@ -67,6 +68,7 @@ class RankRunner {
     parallel::CommScope scope(&progress_);
     MOE_MPI_CHECK(MPI_Barrier(comm_));
     const double t0 = MPI_Wtime();
+    out.origin_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     const std::vector<Op>& program = s_.ops[rank_];
     for (size_t i = 0; i < program.size(); ++i) {
       const Op& op = program[i];
@@ -250,11 +252,35 @@ ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm, const Ex
   return RankRunner(s, stages, comm, rank, options).run();
 }
 
+namespace {
+
+// How far this rank's time 0 lies after the earliest rank's. Each rank times
+// its ops from its own exit of the start barrier, and ranks leave a barrier
+// milliseconds apart when cores are oversubscribed, which shifted whole ranks
+// against each other (receives seemed to end before their sends began, and
+// per-rank end times were off by the skew). origin_s is read on the steady
+// clock, one clock for the processes of a node (MPI_Wtime is not: Open MPI
+// counts it from each process's MPI_Init); across nodes the origins stay apart.
+double origin_shift_s(double origin_s, MPI_Comm comm) {
+  int size = 0, node_size = 0;
+  MOE_MPI_CHECK(MPI_Comm_size(comm, &size));
+  MPI_Comm node = MPI_COMM_NULL;
+  MOE_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  MOE_MPI_CHECK(MPI_Comm_size(node, &node_size));
+  MOE_MPI_CHECK(MPI_Comm_free(&node));
+  double earliest_s = origin_s;
+  MOE_MPI_CHECK(MPI_Allreduce(&origin_s, &earliest_s, 1, MPI_DOUBLE, MPI_MIN, comm));
+  return node_size == size ? origin_s - earliest_s : 0.0;
+}
+
+}  // namespace
+
 SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm comm, int root) {
   int rank = 0, size = 0;
   MOE_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   MOE_MPI_CHECK(MPI_Comm_size(comm, &size));
   constexpr int kInts = 10;
+  const double shift_s = origin_shift_s(mine.origin_s, comm);
   const int n = static_cast<int>(mine.events.size());
   std::vector<int32_t> ints(static_cast<size_t>(n) * kInts);
   std::vector<double> times(static_cast<size_t>(n) * 2);
@@ -263,8 +289,8 @@ SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm
     const int32_t row[kInts] = {e.rank,    static_cast<int32_t>(e.kind), e.microbatch, e.stage,   e.chunk,
                                 e.direction, e.b_microbatch, e.b_stage,   e.b_chunk, e.b_direction};
     std::copy(row, row + kInts, ints.begin() + static_cast<size_t>(i) * kInts);
-    times[2 * i] = e.start_s;
-    times[2 * i + 1] = e.end_s;
+    times[2 * i] = e.start_s + shift_s;
+    times[2 * i + 1] = e.end_s + shift_s;
   }
   std::vector<int> counts(size), int_counts(size), int_displs(size), time_counts(size), time_displs(size);
   MOE_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm));
@@ -315,29 +341,6 @@ SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm
   }
   for (auto& f : out.ranks) f.idle_s = out.makespan_s - f.busy_s;
   return out;
-}
-
-Durations mean_durations(const SimResult& timeline, const Durations& fallback) {
-  double sum[kNumOpKinds] = {}, count[kNumOpKinds] = {};
-  for (const Event& e : timeline.events) {
-    sum[static_cast<int>(e.kind)] += e.end_s - e.start_s;
-    count[static_cast<int>(e.kind)] += 1;
-  }
-  auto ran = [&](OpKind k) { return count[static_cast<int>(k)] > 0; };
-  auto mean = [&](OpKind k) { return sum[static_cast<int>(k)] / count[static_cast<int>(k)]; };
-  Durations d = fallback;
-  if (ran(OpKind::F)) d.f_s = mean(OpKind::F);
-  if (ran(OpKind::W))
-    d.w_s = mean(OpKind::W);
-  else if (!ran(OpKind::BInput))
-    d.w_s = 0;  // nothing was split: W plays no part
-  if (ran(OpKind::B))
-    d.b_s = mean(OpKind::B);
-  else if (ran(OpKind::BInput))
-    d.b_s = mean(OpKind::BInput) + d.w_s;
-  d.w_s = std::min(d.w_s, d.b_s);
-  d.fb_s = ran(OpKind::FB) ? mean(OpKind::FB) : d.f_s + d.b_s;
-  return d;
 }
 
 }  // namespace moelab::schedule

@@ -63,8 +63,9 @@
 //     the pipeline one); an F&B op interleaves the F and B all-to-alls of
 //     two micro-batches (Overlap above).
 //   - execute() returns per-rank events; gather_measured + write_schedule_group
-//     log them as schedule/events (source = measured), and mean_durations
-//     feeds the simulator for the sim-vs-measured comparison.
+//     log them as schedule/events (source = measured), and
+//     measured_durations.hpp (stage_durations, mean_durations) feeds the
+//     simulator for the sim-vs-measured comparison.
 #pragma once
 
 #include <mpi.h>
@@ -138,6 +139,7 @@ struct ExecuteOptions {
 };
 
 struct ExecuteResult {
+  double origin_s = 0;  // steady clock (s) at this rank's time 0, its exit from the start barrier
   std::vector<Event> events;  // this rank's ops, program order; seconds since the common start
   double compute_s = 0;       // sum of op times (F&B: both halves, interleaved)
   double wait_s = 0;          // time blocked in pipeline receives before ops
@@ -157,16 +159,11 @@ struct ExecuteResult {
 ExecuteResult execute(const Schedule& s, Stages& stages, MPI_Comm comm, const ExecuteOptions& options = {});
 
 // Gathers every rank's events to root and returns the measured figures there
+// on one time axis (seconds since the earliest rank's origin_s) when the
+// ranks are on one node
 // (makespan, per-rank busy/idle, and the schedule's peak activations and
 // parameter copies), in the same form as the simulator's; other ranks get an
 // empty result.
 SimResult gather_measured(const Schedule& s, const ExecuteResult& mine, MPI_Comm comm, int root = 0);
-
-// Mean op durations of a timeline (measured or simulated), for "simulate the
-// executed run with the durations measured in it": F, B, W and F&B from the
-// ops of that kind; B = B_input + W when no full B ran; W = 0 when nothing
-// was split; F&B = F + B when no pair ran; otherwise `fallback`'s values.
-// p2p stays at fallback.p2p_s.
-Durations mean_durations(const SimResult& timeline, const Durations& fallback = {});
 
 }  // namespace moelab::schedule

@@ -6,7 +6,9 @@
 
 namespace moelab::schedule::detail {
 
-Replay replay(const Schedule& s, const Graph& g, const std::function<double(const Op&)>& duration_s, double p2p_s) {
+Replay replay(const Schedule& s, const Graph& g, const std::function<double(int rank, const Op&)>& duration_s,
+              double p2p_s,
+              double gap_s) {
   const int64_t num_ops = g.num_ops();
   Replay out;
   out.start_s.assign(num_ops, std::numeric_limits<double>::quiet_NaN());
@@ -24,7 +26,7 @@ Replay replay(const Schedule& s, const Graph& g, const std::function<double(cons
     const int n = static_cast<int>(s.ops[r].size());
     while (out.next_index[r] < n) {
       const int64_t id = g.id(r, out.next_index[r]);
-      double ready_s = rank_free_s[r];
+      double ready_s = out.next_index[r] > 0 ? rank_free_s[r] + gap_s : 0.0;
       int64_t blocked_on = -1;
       for (int64_t k = g.dep_begin[id]; k < g.dep_begin[id + 1]; ++k) {
         const int64_t dep = g.deps[k];
@@ -40,7 +42,7 @@ Replay replay(const Schedule& s, const Graph& g, const std::function<double(cons
         break;
       }
       out.start_s[id] = ready_s;
-      out.end_s[id] = ready_s + duration_s(s.ops[r][out.next_index[r]]);
+      out.end_s[id] = ready_s + duration_s(r, s.ops[r][out.next_index[r]]);
       rank_free_s[r] = out.end_s[id];
       done[id] = 1;
       ++finished;

@@ -1,7 +1,8 @@
 // Event-driven replay of a schedule over its dependency graph (internal):
 // each rank runs its ops in program order; an op starts when the rank is free
 // and every dependency has finished (plus the point-to-point latency when the
-// dependency ran on another rank). Shared by the deadlock check (validate.cpp)
+// dependency ran on another rank); a rank that ran an op is free gap_s after
+// its end. Shared by the deadlock check (validate.cpp)
 // and the simulator (simulate.cpp).
 #pragma once
 
@@ -18,6 +19,8 @@ struct Replay {
   bool complete = false;
 };
 
-Replay replay(const Schedule& s, const Graph& g, const std::function<double(const Op&)>& duration_s, double p2p_s);
+Replay replay(const Schedule& s, const Graph& g, const std::function<double(int rank, const Op&)>& duration_s,
+              double p2p_s,
+              double gap_s = 0.0);
 
 }  // namespace moelab::schedule::detail

@@ -1,6 +1,7 @@
 #include "parallel/schedule/simulate.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include "core/error.hpp"
 #include "parallel/schedule/graph.hpp"
@@ -21,11 +22,83 @@ double Durations::of(OpKind kind) const {
 }
 
 void Durations::validate() const {
-  MOE_CHECK(f_s >= 0 && b_s >= 0 && w_s >= 0 && fb_s >= 0 && p2p_s >= 0)
+  MOE_CHECK(f_s >= 0 && b_s >= 0 && w_s >= 0 && fb_s >= 0 && p2p_s >= 0 && gap_s >= 0)
       << "schedule durations must be >= 0 (F " << f_s << ", B " << b_s << ", W " << w_s << ", F&B " << fb_s
-      << ", p2p " << p2p_s << ")";
+      << ", p2p " << p2p_s << ", gap " << gap_s << ")";
   MOE_CHECK(w_s <= b_s) << "schedule durations: W (" << w_s << ") is part of the full backward B (" << b_s
                         << ") and cannot exceed it";
+}
+
+StageDurations::StageDurations(const Durations& d, int ranks, int stages)
+    : global(d), num_ranks(ranks), num_stages(stages) {
+  MOE_CHECK(ranks >= 0 && stages >= 0 && (ranks == 0) == (stages == 0))
+      << "schedule durations: a table of " << ranks << " ranks x " << stages << " stages";
+  PerKind unset;
+  unset.fill(kUnset);
+  op_s.assign(static_cast<size_t>(ranks) * stages, unset);
+  fb_pair_s.assign(static_cast<size_t>(ranks) * stages * stages, kUnset);
+}
+
+StageDurations StageDurations::per_stage(const std::vector<Durations>& stages, int ranks, double p2p_s) {
+  Durations global;
+  global.p2p_s = p2p_s;
+  StageDurations out(global, ranks, static_cast<int>(stages.size()));
+  for (int st = 0; st < out.num_stages; ++st) {
+    stages[st].validate();
+    for (int r = 0; r < ranks; ++r)
+      for (int k = 0; k < kNumOpKinds; ++k) out.set(r, st, static_cast<OpKind>(k), stages[st].of(static_cast<OpKind>(k)));
+  }
+  return out;
+}
+
+void StageDurations::set(int rank, int stage, OpKind kind, double seconds) {
+  MOE_CHECK(rank >= 0 && rank < num_ranks && stage >= 0 && stage < num_stages)
+      << "schedule durations: rank " << rank << ", stage " << stage << " outside the table's " << num_ranks
+      << " ranks x " << num_stages << " stages";
+  op_s[static_cast<size_t>(rank) * num_stages + stage][static_cast<int>(kind)] = seconds;
+}
+
+void StageDurations::set_fb_pair(int rank, int f_stage, int b_stage, double seconds) {
+  MOE_CHECK(rank >= 0 && rank < num_ranks && f_stage >= 0 && f_stage < num_stages && b_stage >= 0 &&
+            b_stage < num_stages)
+      << "schedule durations: rank " << rank << ", F&B pair (" << f_stage << ", " << b_stage
+      << ") outside the table's " << num_ranks << " ranks x " << num_stages << " stages";
+  fb_pair_s[(static_cast<size_t>(rank) * num_stages + f_stage) * num_stages + b_stage] = seconds;
+}
+
+double StageDurations::at(int rank, int stage, OpKind kind) const {
+  if (rank >= 0 && rank < num_ranks && stage >= 0 && stage < num_stages) {
+    const double v = op_s[static_cast<size_t>(rank) * num_stages + stage][static_cast<int>(kind)];
+    if (v >= 0) return v;
+  }
+  return global.of(kind);
+}
+
+double StageDurations::of(int rank, const Op& op) const {
+  if (op.kind == OpKind::FB && rank >= 0 && rank < num_ranks && op.stage >= 0 && op.stage < num_stages &&
+      op.b_stage >= 0 && op.b_stage < num_stages) {
+    const double v = fb_pair_s[(static_cast<size_t>(rank) * num_stages + op.stage) * num_stages + op.b_stage];
+    if (v >= 0) return v;
+  }
+  return at(rank, op.stage, op.kind);
+}
+
+void StageDurations::validate(int expected_ranks, int expected_stages) const {
+  global.validate();
+  MOE_CHECK((num_ranks == 0 && num_stages == 0) || (num_ranks == expected_ranks && num_stages == expected_stages))
+      << "schedule durations: a table of " << num_ranks << " ranks x " << num_stages << " stages for a schedule of "
+      << expected_ranks << " x " << expected_stages;
+  MOE_CHECK(op_s.size() == static_cast<size_t>(num_ranks) * num_stages &&
+            fb_pair_s.size() == static_cast<size_t>(num_ranks) * num_stages * num_stages)
+      << "schedule durations: tables of " << op_s.size() << " and " << fb_pair_s.size() << " entries for "
+      << num_ranks << " ranks x " << num_stages << " stages";
+  auto ok = [](double v) { return v == kUnset || v >= 0; };
+  for (size_t i = 0; i < op_s.size(); ++i)
+    for (int k = 0; k < kNumOpKinds; ++k)
+      MOE_CHECK(ok(op_s[i][k])) << "schedule durations: rank " << i / num_stages << ", stage " << i % num_stages
+                                << " " << op_name(static_cast<OpKind>(k)) << " " << op_s[i][k] << " s < 0";
+  for (size_t i = 0; i < fb_pair_s.size(); ++i)
+    MOE_CHECK(ok(fb_pair_s[i])) << "schedule durations: F&B entry " << i << " " << fb_pair_s[i] << " s < 0";
 }
 
 double SimResult::max_idle_s() const {
@@ -83,11 +156,13 @@ std::vector<int64_t> peak_activations(const Schedule& s) {
   return peak;
 }
 
-SimResult simulate(const Schedule& s, const Durations& d) {
-  d.validate();
+namespace {
+
+SimResult simulate_with(const Schedule& s, const std::function<double(int, const Op&)>& duration_s, double p2p_s,
+                        double gap_s) {
   validate(s);
   const detail::Graph g = detail::build_graph(s);
-  const detail::Replay run = detail::replay(s, g, [&](const Op& op) { return d.of(op.kind); }, d.p2p_s);
+  const detail::Replay run = detail::replay(s, g, duration_s, p2p_s, gap_s);
   MOE_CHECK(run.complete) << "schedule " << s.kind << ": replay did not complete";
 
   SimResult out;
@@ -111,6 +186,18 @@ SimResult simulate(const Schedule& s, const Durations& d) {
   }
   for (auto& f : out.ranks) f.idle_s = out.makespan_s - f.busy_s;
   return out;
+}
+
+}  // namespace
+
+SimResult simulate(const Schedule& s, const Durations& d) {
+  d.validate();
+  return simulate_with(s, [&](int, const Op& op) { return d.of(op.kind); }, d.p2p_s, d.gap_s);
+}
+
+SimResult simulate(const Schedule& s, const StageDurations& d) {
+  d.validate(s.num_ranks, s.num_stages);
+  return simulate_with(s, [&](int rank, const Op& op) { return d.of(rank, op); }, d.global.p2p_s, d.global.gap_s);
 }
 
 double table2_bubble_s(const std::string& kind, int pp, const Durations& d) {

@@ -3,13 +3,20 @@
 // forward F, full backward B, weight-gradient part W (so B_input = B - W),
 // an overlapped forward-and-backward pair F&B and a point-to-point latency,
 // every rank runs its program in order; an op starts when the rank is free
-// and its inputs have arrived. Reported per rank: busy time, idle time
+// (gap_s after its previous op: 0 for the paper's model; measured timelines
+// have one) and its inputs have arrived. Reported per rank: busy time, idle time
 // (makespan - busy: the bubble), peak in-flight activations (in units of one
 // micro-batch's activations of one stage: +1 when a forward starts, -1 when
 // the (mb, stage)'s backward is complete, i.e. after B or after W) and the
 // parameter copies (stages held, in units of one stage).
+//
+// Durations may also differ by stage (StageDurations): the embedding stage and
+// the head + loss stage of a real model are much heavier than the middle ones,
+// and one mean per op kind misses that (measured_durations.hpp extracts such a
+// table from a timeline).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,9 +31,44 @@ struct Durations {
   double w_s = 1.0;    // weight-gradient part of b_s
   double fb_s = 3.0;   // overlapped forward + backward pair
   double p2p_s = 0.0;  // latency of one activation / gradient transfer between ranks
+  double gap_s = 0.0;  // a rank's time between two of its ops (bookkeeping, or waiting for a core)
   double b_input_s() const { return b_s - w_s; }
   double of(OpKind kind) const;
   void validate() const;  // non-negative, w <= b
+};
+
+// Op durations per (rank, stage, op kind): a stage as run on a rank, each
+// entry overriding `global` where set (an entry < 0 is unset). For every
+// schedule but DualPipe a stage runs on one rank; DualPipe runs each on two
+// (one per direction), and measured times of the same layers on two ranks
+// differ (measured_durations.hpp). An F&B op overlaps the forward of one
+// stage with the backward of another (DualPipe(V): the two stages a rank
+// holds), so its time is looked up by the rank's (forward stage, backward
+// stage) pair first, then by the rank's forward stage's F&B entry, then
+// global.fb_s. The point-to-point latency (global.p2p_s) and the gap between
+// two ops of a rank (global.gap_s) are the same everywhere.
+struct StageDurations {
+  static constexpr double kUnset = -1.0;
+  using PerKind = std::array<double, kNumOpKinds>;  // seconds by OpKind; kUnset = use global
+
+  Durations global;
+  int num_ranks = 0, num_stages = 0;  // 0, 0: every op takes global
+  std::vector<PerKind> op_s;          // [ranks, S]
+  std::vector<double> fb_pair_s;      // [ranks, S, S]: rank, forward stage, backward stage
+
+  StageDurations() = default;
+  // Every (rank, stage, kind) unset: global for all ops until set.
+  explicit StageDurations(const Durations& d, int num_ranks = 0, int num_stages = 0);
+  // One Durations per stage ([S]; its B_input = B - W, its F&B the F&B whose
+  // forward half is on that stage), the same on every rank.
+  static StageDurations per_stage(const std::vector<Durations>& stages, int num_ranks, double p2p_s);
+
+  void set(int rank, int stage, OpKind kind, double seconds);
+  void set_fb_pair(int rank, int f_stage, int b_stage, double seconds);
+  double at(int rank, int stage, OpKind kind) const;  // the entry, or global.of(kind)
+  double of(int rank, const Op& op) const;
+  // global.validate(); set entries >= 0; a table of 0 x 0 or ranks x stages.
+  void validate(int expected_ranks, int expected_stages) const;
 };
 
 // One row of the schedule/events table.
@@ -60,6 +102,7 @@ struct SimResult {
 
 // Validates the schedule (throws on problems), then replays it.
 SimResult simulate(const Schedule& s, const Durations& d);
+SimResult simulate(const Schedule& s, const StageDurations& d);
 
 // Peak in-flight activations of each rank (timing-independent).
 std::vector<int64_t> peak_activations(const Schedule& s);

@@ -30,7 +30,7 @@ std::vector<std::string> find_problems(const Schedule& s, int max_problems) {
   }
   if (!problems.empty()) return problems;
   // Deadlock: replay with unit durations; buffered sends never block.
-  const detail::Replay run = detail::replay(s, g, [](const Op&) { return 1.0; }, 0.0);
+  const detail::Replay run = detail::replay(s, g, [](int, const Op&) { return 1.0; }, 0.0);
   if (!run.complete) {
     std::ostringstream line;
     line << name << "deadlock: every rank waits;";
