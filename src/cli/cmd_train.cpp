@@ -17,6 +17,7 @@
 #ifdef MOELAB_HAVE_NCCL
 #include "backend/cuda/ep_experts_nccl.hpp"
 #include "backend/cuda/nccl.hpp"
+#include "backend/cuda/nccl_pipeline.hpp"
 #endif
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
@@ -47,8 +48,11 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
                       "projection: forward, dgrad and wgrad, operands copied per call). On the CPU stay: embeddings,\n"
                       "RMSNorm, RoPE, attention scores/softmax, router, losses, balancing, gradient clipping, AdamW.\n"
                       "Under mpirun (one rank per GPU; parallel.ep > 1) the EP dispatch/combine and their backward go\n"
-                      "over NCCL (direct mode, fp32 rows, the MPI path's traffic accounting in comm/); gradients are\n"
-                      "all-reduced on the host over MPI. parallel.pp > 1 is refused with --device cuda.");
+                      "over NCCL (parallel.dispatch direct or two_hop, parallel.dispatch_format fp32/bf16/fp8,\n"
+                      "parallel.combine_format fp32/bf16; the MPI path's traffic accounting in comm/); with\n"
+                      "parallel.pp > 1 (PP x EP too) the stages' experts run on the GPU as above and the pipeline's\n"
+                      "point-to-point goes over NCCL (ncclSend/ncclRecv per rank pair); gradients are all-reduced\n"
+                      "on the host over MPI.");
   opts.add()("device", po::value<std::string>()->default_value("cpu"),
              "cpu, or cuda: routed experts (fwd+bwd) and dense linear GEMMs on the GPU, the rest on the CPU; "
              "EP over NCCL under mpirun (see above). Needs a GPU per rank (exit 2 without); fp32 or bf16");
@@ -95,36 +99,44 @@ int cmd_train(const std::vector<std::string>& args, const CommandContext& ctx) {
     train::TrainHooks hooks;
     auto traffic = std::make_shared<parallel::TrafficStats>();
     // parallel.pp > 1: the pipeline loop (train/pp_hooks.hpp) instead of EP x DP.
-    const train::PpTrainOptions pp = train::pp_train_options_from(opts);
+    train::PpTrainOptions pp = train::pp_train_options_from(opts);
     const bool pipelined = pp.pp > 1;
-    MOE_CHECK(device == Device::cpu || !pipelined)
-        << "--device cuda with parallel.pp > 1: the pipeline is not on GPUs yet (use --device cpu)";
     if (ctx.world_size > 1) {
       std::string text;
       for (const auto& [k, v] : opts.resolved()) text += k + "=" + v + "\n";
       parallel::check_same_config(MPI_COMM_WORLD, text);
-      train::EpTrainOptions ep_options = train::ep_train_options_from(opts, ctx.world_size);
+    }
+    if (ctx.world_size > 1 || pipelined) {
+      // The EP group spans the world, or with a pipeline the ranks of one pipeline rank.
+      train::EpTrainOptions ep_options = train::ep_train_options_from(opts, ctx.world_size / (pipelined ? pp.pp : 1));
 #ifdef MOELAB_HAVE_NCCL
       if (device == Device::cuda) {
-        // EP dispatch/combine over NCCL: direct mode, FP32 rows (NcclDispatcher).
-        MOE_CHECK(ep_options.dispatch.mode == parallel::DispatchMode::direct &&
-                  ep_options.dispatch.dispatch_format == parallel::WireFormat::fp32 &&
-                  ep_options.dispatch.combine_format == parallel::WireFormat::fp32)
-            << "--device cuda moves EP tokens over NCCL in direct mode with fp32 rows: set parallel.dispatch=direct, "
-               "parallel.dispatch_format=fp32, parallel.combine_format=fp32";
-        ep_options.make_experts = [](const parallel::Topology& topo, std::shared_ptr<parallel::TrafficStats> sink) {
-          return cuda::nccl_ep_experts_factory(topo, cuda::nccl_ep_setup(topo), std::move(sink));
+        // EP dispatch/combine over NCCL in the run's mode and wire formats (NcclDispatcher).
+        ep_options.make_experts = [dispatch = ep_options.dispatch](const parallel::Topology& topo,
+                                                                   std::shared_ptr<parallel::TrafficStats> sink) {
+          return cuda::nccl_ep_experts_factory(topo, cuda::nccl_ep_setup(topo), std::move(sink), dispatch);
+        };
+        // Pipeline point-to-point over NCCL: one transport for the whole run (its
+        // communicators made at the first step), readied for each step's stages.
+        auto nccl_p2p = std::make_shared<std::unique_ptr<cuda::NcclPipelineTransport>>();
+        pp.transport = [nccl_p2p](const schedule::Schedule& s, const schedule::Stages& stages,
+                                  MPI_Comm pipe) -> schedule::PipelineTransport* {
+          if (!*nccl_p2p)
+            *nccl_p2p = std::make_unique<cuda::NcclPipelineTransport>(s, stages, pipe);
+          else
+            (*nccl_p2p)->begin_step(stages);
+          return nccl_p2p->get();
         };
       }
 #endif
-      if (!pipelined) hooks = train::ep_train_hooks(cfg, ep_options, traffic);
+      hooks = pipelined ? train::pp_train_hooks(cfg, pp, ep_options, &ctx.print())
+                        : train::ep_train_hooks(cfg, ep_options, traffic);
     }
-    if (pipelined)
-      hooks = train::pp_train_hooks(cfg, pp, train::ep_train_options_from(opts, ctx.world_size / pp.pp), &ctx.print());
 #ifdef MOELAB_HAVE_CUDA
     if (device == Device::cuda) {
-      // One process: the routed experts on this GPU (under mpirun ep_train_hooks installed the NCCL ones).
-      if (ctx.world_size == 1)
+      // The routed experts on this rank's GPU, unless the EP hooks installed the NCCL ones
+      // (one process, or a pipeline without EP).
+      if (!hooks.setup_context)
         hooks.setup_context = [](ModelContext<float>& c) { c.make_experts = cuda::cuda_experts_factory(); };
       ctx.print() << "device: " << device_name(device) << " (routed experts and dense GEMMs on the GPU)\n";
     }

@@ -127,9 +127,11 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   if (EP > 1) {
     const parallel::Topology topo =
         parallel::Topology::create(stage_group, EP, ep_options.gpus_per_node, mcfg.n_routed_experts);
-    h.setup_context = [topo, ep_options, ep_traffic](ModelContext<float>& ctx) {
-      ctx.make_experts = parallel::ep_experts_factory(topo, ep_options.dispatch, ep_traffic);
-    };
+    // Built once (a custom factory, e.g. NCCL's, may set up communicators collectively).
+    const ExpertsFactory<float> factory = ep_options.make_experts
+                                              ? ep_options.make_experts(topo, ep_traffic)
+                                              : parallel::ep_experts_factory(topo, ep_options.dispatch, ep_traffic);
+    h.setup_context = [factory](ModelContext<float>& ctx) { ctx.make_experts = factory; };
   }
   h.write_checkpoints = rank == 0;
   // This rank's communication figures summed over the steps: expert, pipeline, both.
@@ -137,8 +139,9 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
   const schedule::ExecuteOptions exec_options{.overlap = o.overlap, .progress_thread = o.comm_progress};
   const MtpLambdaSchedule mtp_lambda = config.mtp_lambda;
   const BalanceConfig balance = config.balance;
+  const auto transport = o.transport;
   h.forward_backward = [sched, mcfg, last_step, rank, progress, EP, replica, pipe, ep_traffic, comm_run, exec_options,
-                        mtp_lambda, balance](
+                        mtp_lambda, balance, transport](
                             ModelParams<float>& params, const Batch& batch, int64_t step, ResultsRun* run,
                             const ModelContext<float>& ctx) {
     const schedule::Schedule& s = *sched;
@@ -163,7 +166,9 @@ TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& o, co
     pipeline::ModelStages stages(params, mcfg, s.num_stages, mbs, ctx, extra);
     *ep_traffic = parallel::TrafficStats{};
     MPI_Barrier(MPI_COMM_WORLD);
-    const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe, exec_options);
+    schedule::ExecuteOptions step_options = exec_options;
+    if (transport) step_options.transport = transport(s, stages, pipe);
+    const schedule::ExecuteResult mine = schedule::execute(s, stages, pipe, step_options);
     (*comm_run)[0].add(mine.comm[0]);
     (*comm_run)[1].add(mine.comm[1]);
     (*comm_run)[2].add(mine.comm_total);

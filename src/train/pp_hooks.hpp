@@ -40,8 +40,12 @@
 //             linear layers' deferred weight GEMMs (pipeline_stages.hpp)
 #pragma once
 
+#include <mpi.h>
+
+#include <functional>
 #include <string>
 
+#include "parallel/schedule/executor.hpp"
 #include "train/ep_hooks.hpp"
 #include "train/loop.hpp"
 
@@ -53,6 +57,13 @@ struct PpTrainOptions {
   int microbatches = 0;  // 0: one per sequence of the batch
   bool overlap = true;   // interleave the halves of F&B ops (DualPipe)
   bool comm_progress = true;  // a thread progresses in-flight requests while computing
+  // The pipeline's point-to-point for one step (ExecuteOptions::transport):
+  // called before every step's execute with the schedule, that step's stages
+  // and the replica's pipeline communicator; the first call is collective over
+  // it. Empty, or returning null: MPI point-to-point. `moelab train --device
+  // cuda` installs NCCL's (backend/cuda/nccl_pipeline.hpp), kept across steps.
+  std::function<schedule::PipelineTransport*(const schedule::Schedule&, const schedule::Stages&, MPI_Comm)>
+      transport;
 };
 
 // parallel.pp, parallel.schedule, parallel.microbatches, parallel.overlap,
@@ -75,7 +86,8 @@ PpTrainOptions pp_train_options_from(const Opts& o) {
 // w % EP; the EP ranks of one pipeline rank form its EP group, whose
 // dispatch/combine every MoE layer of its stages uses; replica e trains on
 // rows [e·B/EP, (e+1)·B/EP) of the batch; gradients are summed over the
-// world and divided by EP). Throws with the reason when the schedule,
+// world and divided by EP; the experts are ep.make_experts' when set, as in
+// ep_train_hooks, else the MPI ones). Throws with the reason when the schedule,
 // micro-batch count or model options do not fit. progress: where the
 // sim-vs-measured table goes (rank 0).
 TrainHooks pp_train_hooks(const TrainConfig& config, const PpTrainOptions& options, const EpTrainOptions& ep,

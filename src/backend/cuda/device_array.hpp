@@ -1,7 +1,16 @@
 // A grow-only device array of T for the CUDA backend's host-facing classes:
-// plain device memory (cudaMalloc, no managed memory), reallocated only when
-// a larger size is asked for; copies in and out of host memory, packed or by
-// rows with a leading dimension. Host code only.
+// plain device memory (no managed memory), reallocated only when a larger
+// size is asked for; copies in and out of host memory, packed or by rows with
+// a leading dimension. Host code only.
+// The memory comes from the device's stream-ordered pool (cudaMallocAsync /
+// cudaFreeAsync on the legacy default stream, as the kernels' scratch), not
+// cudaMalloc/cudaFree: cudaFree synchronises the whole device, which would
+// deadlock a rank whose NCCL receive, posted ahead (the pipeline transport
+// posts them one op ahead), waits for a peer that waits for this rank - and
+// `moelab train --device cuda` with parallel.pp > 1 frees the experts'
+// buffers in the middle of the schedule. reserve() waits for the legacy
+// stream (never for the non-blocking NCCL streams), so the memory is ready
+// for any stream; callers free only buffers no stream still uses.
 #pragma once
 
 #include <algorithm>
@@ -18,14 +27,18 @@ class DeviceArray {
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   ~DeviceArray() {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) cudaFreeAsync(ptr_, nullptr);
   }
   // At least count elements (contents undefined after a reallocation).
   T* reserve(int64_t count) {
     if (count > size_) {
-      if (ptr_) MOE_CUDA_CHECK(cudaFree(ptr_));
+      if (ptr_) MOE_CUDA_CHECK(cudaFreeAsync(ptr_, nullptr));
       ptr_ = nullptr;
-      MOE_CUDA_CHECK(cudaMalloc(&ptr_, std::max<int64_t>(1, count) * sizeof(T)));
+      size_ = 0;
+      void* p = nullptr;
+      MOE_CUDA_CHECK(cudaMallocAsync(&p, std::max<int64_t>(1, count) * sizeof(T), nullptr));
+      MOE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      ptr_ = static_cast<T*>(p);
       size_ = count;
     }
     return ptr_;

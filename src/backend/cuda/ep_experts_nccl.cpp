@@ -28,8 +28,9 @@ namespace {
 class NcclEpExperts : public RoutedExperts<float> {
  public:
   NcclEpExperts(const parallel::Topology& topo, std::shared_ptr<NcclEp> ep, const std::vector<MlpParams<float>>& experts,
-                GemmPrecision precision, std::shared_ptr<parallel::TrafficStats> sink)
-      : topo_(topo), ep_(std::move(ep)), dispatcher_(topo, ep_->comm), mlp_(local_of(topo, experts), precision),
+                GemmPrecision precision, std::shared_ptr<parallel::TrafficStats> sink,
+                parallel::DispatchOptions options)
+      : topo_(topo), ep_(std::move(ep)), dispatcher_(topo, ep_->comm, options), mlp_(local_of(topo, experts), precision),
         sink_(std::move(sink)) {}
 
   void forward(Tensor<float>& y, const Tensor<float>& x, const Tensor<int32_t>& topk_idx,
@@ -138,10 +139,13 @@ class NcclEpExperts : public RoutedExperts<float> {
 }  // namespace
 
 ExpertsFactory<float> nccl_ep_experts_factory(const parallel::Topology& topo, std::shared_ptr<NcclEp> ep,
-                                              std::shared_ptr<parallel::TrafficStats> sink) {
+                                              std::shared_ptr<parallel::TrafficStats> sink,
+                                              parallel::DispatchOptions options) {
   MOE_CHECK(ep) << "nccl_ep_experts_factory: no NCCL setup (nccl_ep_setup)";
-  return [topo, ep, sink](int64_t, const std::vector<MlpParams<float>>& experts, GemmPrecision precision) {
-    return std::unique_ptr<RoutedExperts<float>>(new NcclEpExperts(topo, ep, experts, precision, sink));
+  MOE_CHECK(options.combine_format != parallel::WireFormat::fp8)
+      << "combine wire format fp8 is not supported (DeepSeek-V3 combines in BF16): use bf16 or fp32";
+  return [topo, ep, sink, options](int64_t, const std::vector<MlpParams<float>>& experts, GemmPrecision precision) {
+    return std::unique_ptr<RoutedExperts<float>>(new NcclEpExperts(topo, ep, experts, precision, sink, options));
   };
 }
 

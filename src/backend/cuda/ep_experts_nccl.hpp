@@ -2,8 +2,9 @@
 // `moelab train --device cuda` installs (through train::EpTrainOptions::
 // make_experts) when parallel.ep > 1. The data flow and the traffic
 // accounting are parallel/ep_experts.hpp's (EpExperts over MPI), with the
-// rows on the device and the all-to-alls over NCCL (NcclDispatcher, direct
-// mode, FP32 rows):
+// rows on the device and the all-to-alls over NCCL (NcclDispatcher with the
+// run's parallel.dispatch mode, direct or two_hop, and wire formats, fp32 /
+// bf16 / fp8 dispatch and fp32 / bf16 combine, as the MPI Dispatcher):
 //   forward   x up -> NCCL dispatch -> this rank's (row, slot) assignments
 //             grouped by local expert (parallel::local_assignments) -> rows
 //             gathered on the device -> DeviceGroupedMlp (the grouped SwiGLU
@@ -36,8 +37,12 @@ struct NcclEp;
 std::shared_ptr<NcclEp> nccl_ep_setup(const parallel::Topology& topo);
 
 // The factory for ModelContext<float>::make_experts; each call's traffic is
-// added to `sink` when given.
+// added to `sink` when given. `options`: mode and wire formats of the
+// dispatch/combine (combine_format fp8 is refused, as by the MPI path).
 ExpertsFactory<float> nccl_ep_experts_factory(const parallel::Topology& topo, std::shared_ptr<NcclEp> ep,
-                                              std::shared_ptr<parallel::TrafficStats> sink = nullptr);
+                                              std::shared_ptr<parallel::TrafficStats> sink = nullptr,
+                                              parallel::DispatchOptions options = {parallel::DispatchMode::direct,
+                                                                                   parallel::WireFormat::fp32,
+                                                                                   parallel::WireFormat::fp32});
 
 }  // namespace moelab::cuda

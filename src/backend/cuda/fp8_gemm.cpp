@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/cuda/device_array.hpp"
 #include "core/error.hpp"
 #include "kernels/device.hpp"
 #include "kernels/kernels.hpp"
@@ -20,14 +21,6 @@ std::vector<float> interval_scales(const numerics::QuantizedTensor& q, int64_t i
   return s;
 }
 
-template <typename T>
-T* to_device(const std::vector<T>& host) {
-  T* p = nullptr;
-  MOE_CUDA_CHECK(cudaMalloc(&p, host.size() * sizeof(T) + 1));
-  MOE_CUDA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
-}
-
 }  // namespace
 
 std::vector<float> fp8_gemm(const numerics::QuantizedTensor& a, const numerics::QuantizedTensor& w,
@@ -37,19 +30,19 @@ std::vector<float> fp8_gemm(const numerics::QuantizedTensor& a, const numerics::
       << "--device cuda: acc-bits fp32 (block-wise FP32) runs on the CPU; the GPU path emulates the tensor core";
   const int64_t m = a.rows, n = w.rows, k = a.cols;
   const int64_t interval = options.promote > 0 ? options.promote : std::max<int64_t>((k + 31) / 32 * 32, 32);
-  uint8_t* da = to_device(a.codes);
-  uint8_t* dw = to_device(w.codes);
-  float* dsa = to_device(interval_scales(a, interval));
-  float* dsw = to_device(interval_scales(w, interval));
-  float* dy = nullptr;
-  MOE_CUDA_CHECK(cudaMalloc(&dy, m * n * sizeof(float) + 1));
-  cuda::fp8_gemm_emulated(dy, da, dsa, dw, dsw, m, n, k, numerics::fp8_format(a.format),
-                          numerics::fp8_format(w.format), options.acc_bits, interval, nullptr);
+  // Device buffers (freed on every exit, also when a CUDA call throws).
+  cuda::DeviceArray<uint8_t> da, dw;
+  cuda::DeviceArray<float> dsa, dsw, dy;
+  const std::vector<float> sa = interval_scales(a, interval), sw = interval_scales(w, interval);
+  da.upload(a.codes.data(), static_cast<int64_t>(a.codes.size()));
+  dw.upload(w.codes.data(), static_cast<int64_t>(w.codes.size()));
+  dsa.upload(sa.data(), static_cast<int64_t>(sa.size()));
+  dsw.upload(sw.data(), static_cast<int64_t>(sw.size()));
+  cuda::fp8_gemm_emulated(dy.reserve(m * n), da.get(), dsa.get(), dw.get(), dsw.get(), m, n, k,
+                          numerics::fp8_format(a.format), numerics::fp8_format(w.format), options.acc_bits, interval,
+                          nullptr);
   std::vector<float> y(m * n);
-  MOE_CUDA_CHECK(cudaMemcpy(y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  for (void* p : {static_cast<void*>(da), static_cast<void*>(dw), static_cast<void*>(dsa), static_cast<void*>(dsw),
-                  static_cast<void*>(dy)})
-    cudaFree(p);
+  dy.download(y.data(), m * n);
   return y;
 }
 

@@ -36,7 +36,8 @@ struct Transfer {
 }  // namespace
 
 struct NcclPipelineTransport::Impl {
-  const schedule::Stages& stages;
+  const schedule::Stages* stages;
+  const schedule::Schedule schedule;
   int rank = 0;
   schedule::InOrderPosting posting;
   std::vector<Pair> pairs;  // the pairs this rank is in
@@ -47,7 +48,7 @@ struct NcclPipelineTransport::Impl {
   Handle next_handle = 0;
   int64_t messages = 0, bytes = 0;
 
-  Impl(const schedule::Schedule& s, const schedule::Stages& st, int r) : stages(st), rank(r), posting(s, r) {}
+  Impl(const schedule::Schedule& s, const schedule::Stages& st, int r) : stages(&st), schedule(s), rank(r), posting(s, r) {}
 
   Pair& pair(int src, int dst) {
     auto it = pair_of.find({src, dst});
@@ -141,11 +142,19 @@ NcclPipelineTransport::~NcclPipelineTransport() {
   if (m.copy) cudaStreamDestroy(m.copy);
 }
 
+void NcclPipelineTransport::begin_step(const schedule::Stages& stages) {
+  Impl& m = *impl_;
+  MOE_CHECK(m.transfers.empty() && m.recv_of_tag.empty())
+      << "NCCL pipeline transport: begin_step with " << m.transfers.size() << " transfers of the last step in flight";
+  m.stages = &stages;
+  m.posting = schedule::InOrderPosting(m.schedule, m.rank);
+}
+
 NcclPipelineTransport::Handle NcclPipelineTransport::post_recv(float* data, int64_t n, int source, int tag) {
   Impl& m = *impl_;
   // Post this pair's receives in the sender's order up to this message.
   for (const schedule::P2pMessage& msg : m.posting.to_post(source, tag))
-    m.recv_of_tag[msg.tag] = m.start(true, nullptr, m.stages.boundary_numel(msg.microbatch), m.pair(source, m.rank));
+    m.recv_of_tag[msg.tag] = m.start(true, nullptr, m.stages->boundary_numel(msg.microbatch), m.pair(source, m.rank));
   auto it = m.recv_of_tag.find(tag);
   MOE_CHECK(it != m.recv_of_tag.end()) << "NCCL pipeline transport: message tag " << tag << " received twice";
   const Handle h = it->second;

@@ -41,6 +41,12 @@ class NcclPipelineTransport : public schedule::PipelineTransport {
   NcclPipelineTransport(const NcclPipelineTransport&) = delete;
   NcclPipelineTransport& operator=(const NcclPipelineTransport&) = delete;
 
+  // The next step of the same schedule (a training loop's): the pair
+  // communicators and streams are kept, the in-order bookkeeping starts over
+  // and `stages` (this step's) gives the message sizes. Every transfer of the
+  // previous step must have completed (execute() waits for all of them).
+  void begin_step(const schedule::Stages& stages);
+
   Handle post_recv(float* data, int64_t n, int source, int tag) override;
   Handle send(const float* data, int64_t n, int dest, int tag) override;
   void wait(Handle h) override;
