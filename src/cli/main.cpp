@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 #include <iostream>
@@ -61,10 +62,26 @@ std::string join_command_line(int argc, char** argv) {
   std::exit(2);
 }
 
+// `moelab train --device cuda` under mpirun keeps NCCL receives posted (the
+// pipeline transport's, one op ahead) while it launches other kernels. With
+// CUDA's lazy module loading (the default) a kernel's first launch may
+// synchronise the context and so wait for such a receive, whose sender may
+// be waiting for this rank: a hang (CUDA programming guide, Lazy Loading,
+// "concurrent execution"). Such runs load modules eagerly unless the user set
+// CUDA_MODULE_LOADING; before MPI_Init, which may initialise CUDA.
+void eager_cuda_modules_for_gpu_training(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "train") != 0) return;
+  for (int i = 2; i < argc; ++i)
+    if (std::strcmp(argv[i], "--device=cuda") == 0 ||
+        (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc && std::strcmp(argv[i + 1], "cuda") == 0))
+      setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   moelab::ensure_passive_omp_wait(argv);
+  eager_cuda_modules_for_gpu_training(argc, argv);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);  // the pipeline executor's progress thread and F&B pair
   moelab::CommandContext ctx;
