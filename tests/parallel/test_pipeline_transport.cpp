@@ -141,5 +141,40 @@ TEST(NcclPipeline, ChainStepEqualsMpiTransport) {
 #endif
 }
 
+// One NcclPipelineTransport for several steps of the same schedule (what
+// `moelab train --device cuda` with parallel.pp > 1 does): begin_step with
+// each step's stages, and every step equals the MPI transport's bit for bit.
+TEST(NcclPipeline, OneTransportForSeveralSteps) {
+#ifdef MOELAB_HAVE_NCCL
+  if (!cuda::every_rank_has_gpu(MPI_COMM_WORLD)) GTEST_SKIP() << "skipped: no GPU (needs one per rank)";
+  cuda::select_local_device(MPI_COMM_WORLD);
+  const int ranks = world_size();
+  for (const std::string& kind : schedule_kinds()) {
+    if (kind == "dualpipe" && ranks % 2) continue;
+    const Schedule s = make_schedule(kind, ranks, 2 * ranks);
+    SCOPED_TRACE(kind + " on " + std::to_string(ranks) + " ranks");
+    ChainModel m;
+    m.num_stages = s.num_stages;
+    m.num_microbatches = s.num_microbatches;
+    const Step want = run_step(s, m, nullptr);
+    std::unique_ptr<cuda::NcclPipelineTransport> transport;
+    for (int step = 0; step < 3; ++step) {
+      ChainStages stages(m, held_stages(s, world_rank()));
+      if (!transport)
+        transport = std::make_unique<cuda::NcclPipelineTransport>(s, stages, MPI_COMM_WORLD);
+      else
+        transport->begin_step(stages);
+      ExecuteOptions options;
+      options.transport = transport.get();
+      execute(s, stages, MPI_COMM_WORLD, options);
+      EXPECT_EQ(stages.loss(), want.loss) << "step " << step;
+      EXPECT_EQ(stages.grads(), want.grads) << "step " << step;
+    }
+  }
+#else
+  GTEST_SKIP() << "skipped: no GPU (built without NCCL)";
+#endif
+}
+
 }  // namespace
 }  // namespace moelab::schedule
