@@ -106,21 +106,29 @@ Step run_step(const Schedule& s, const ChainModel& m, const MakeTransport& make)
   return {stages.loss(), stages.grads()};
 }
 
-void expect_same_step_as_mpi(const MakeTransport& make) {
+// check(s, m, want) for every schedule kind on this world with mb_per_rank
+// micro-batches per rank; want: the step over the default MPI transport.
+void for_each_schedule(int mb_per_rank,
+                       const std::function<void(const Schedule&, const ChainModel&, const Step&)>& check) {
   const int ranks = world_size();
   for (const std::string& kind : schedule_kinds()) {
     if (kind == "dualpipe" && ranks % 2) continue;
-    const Schedule s = make_schedule(kind, ranks, 4 * ranks);
+    const Schedule s = make_schedule(kind, ranks, mb_per_rank * ranks);
     SCOPED_TRACE(kind + " on " + std::to_string(ranks) + " ranks");
     ChainModel m;
     m.num_stages = s.num_stages;
     m.num_microbatches = s.num_microbatches;
-    const Step want = run_step(s, m, nullptr);
+    check(s, m, run_step(s, m, nullptr));
+  }
+}
+
+void expect_same_step_as_mpi(const MakeTransport& make) {
+  for_each_schedule(4, [&](const Schedule& s, const ChainModel& m, const Step& want) {
     const Step got = run_step(s, m, make);
     EXPECT_EQ(got.loss, want.loss);
     ASSERT_EQ(got.grads.size(), want.grads.size());
     for (const auto& [stage, g] : want.grads) EXPECT_EQ(got.grads.at(stage), g) << "stage " << stage;
-  }
+  });
 }
 
 TEST(OrderedTransport, ChainStepEqualsMpiTransport) {
@@ -148,15 +156,7 @@ TEST(NcclPipeline, OneTransportForSeveralSteps) {
 #ifdef MOELAB_HAVE_NCCL
   if (!cuda::every_rank_has_gpu(MPI_COMM_WORLD)) GTEST_SKIP() << "skipped: no GPU (needs one per rank)";
   cuda::select_local_device(MPI_COMM_WORLD);
-  const int ranks = world_size();
-  for (const std::string& kind : schedule_kinds()) {
-    if (kind == "dualpipe" && ranks % 2) continue;
-    const Schedule s = make_schedule(kind, ranks, 2 * ranks);
-    SCOPED_TRACE(kind + " on " + std::to_string(ranks) + " ranks");
-    ChainModel m;
-    m.num_stages = s.num_stages;
-    m.num_microbatches = s.num_microbatches;
-    const Step want = run_step(s, m, nullptr);
+  for_each_schedule(2, [](const Schedule& s, const ChainModel& m, const Step& want) {
     std::unique_ptr<cuda::NcclPipelineTransport> transport;
     for (int step = 0; step < 3; ++step) {
       ChainStages stages(m, held_stages(s, world_rank()));
@@ -170,7 +170,7 @@ TEST(NcclPipeline, OneTransportForSeveralSteps) {
       EXPECT_EQ(stages.loss(), want.loss) << "step " << step;
       EXPECT_EQ(stages.grads(), want.grads) << "step " << step;
     }
-  }
+  });
 #else
   GTEST_SKIP() << "skipped: no GPU (built without NCCL)";
 #endif
