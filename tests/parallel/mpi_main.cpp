@@ -1,6 +1,8 @@
 // GoogleTest under mpirun: every rank runs every case (collectives inside),
 // rank 0 prints the usual report, other ranks print only their failures
 // (prefixed with the rank), and the exit status is non-zero on any failure.
+// MPI_THREAD_MULTIPLE as in moelab's own main: the pipeline executor's
+// progress thread tests requests while the rank computes.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -22,7 +24,8 @@ class RankFailurePrinter : public testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "mpi_world.hpp"
 #include "io/hdf5.hpp"
 #include "parallel/schedule/events_h5.hpp"
 #include "parallel/schedule/executor.hpp"
@@ -25,20 +26,10 @@
 #include "parallel/schedule/chain_stages.hpp"
 
 using namespace moelab::schedule;
+using moelab::test::world_rank;
+using moelab::test::world_size;
 
 namespace {
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 struct Outcome {
   double loss = 0;
@@ -203,19 +194,4 @@ TEST(PipelineExecutor, RejectsWrongRankCount) {
   EXPECT_THROW(execute(make_1f1b(world_size() + 1, 4), *std::make_unique<ChainStages>(ChainModel{}, std::vector<int>{}),
                        MPI_COMM_WORLD),
                moelab::Error);
-}
-
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  if (world_rank() != 0) {
-    // Only rank 0 prints; failures on any rank still fail the job.
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any_failed;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "mpi_world.hpp"
 #include "core/rng.hpp"
 #include "model/config.hpp"
 #include "parallel/comm_progress.hpp"
@@ -24,20 +25,10 @@ using namespace moelab;
 using moelab::parallel::CommClass;
 using moelab::parallel::CommProgress;
 using moelab::parallel::OverlapPair;
+using moelab::test::world_rank;
+using moelab::test::world_size;
 
 namespace {
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
@@ -184,19 +175,4 @@ TEST(OverlapModel, DualPipeTimesEpBitIdenticalWithAndWithoutOverlap) {
                 100 * result[0].comm[0].hidden_fraction());
   MPI_Comm_free(&pipe);
   MPI_Comm_free(&stage_group);
-}
-
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  ::testing::InitGoogleTest(&argc, argv);
-  if (world_rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any_failed;
 }

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "mpi_world.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "model/config.hpp"
@@ -29,20 +30,10 @@
 using namespace moelab;
 using namespace moelab::schedule;
 using moelab::pipeline::MicroBatch;
+using moelab::test::world_rank;
+using moelab::test::world_size;
 
 namespace {
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 std::vector<MicroBatch> make_micro_batches(const ModelConfig& c, int count) {
   std::vector<MicroBatch> out;
@@ -213,17 +204,3 @@ void check_weight_gradient_deferral(bool with_mtp_and_aux) {
 
 TEST(PipelineModel, WeightGradientDeferral) { check_weight_gradient_deferral(false); }
 TEST(PipelineModel, WeightGradientDeferralMtpAux) { check_weight_gradient_deferral(true); }
-
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  if (world_rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any_failed;
-}
