@@ -30,7 +30,8 @@ class NcclEpExperts : public RoutedExperts<float> {
   NcclEpExperts(const parallel::Topology& topo, std::shared_ptr<NcclEp> ep, const std::vector<MlpParams<float>>& experts,
                 GemmPrecision precision, std::shared_ptr<parallel::TrafficStats> sink,
                 parallel::DispatchOptions options)
-      : topo_(topo), ep_(std::move(ep)), dispatcher_(topo, ep_->comm, options), mlp_(local_of(topo, experts), precision),
+      : topo_(topo), ep_(std::move(ep)), dispatcher_(topo, ep_->comm, options),
+        mlp_(local_of(topo, experts), precision),
         sink_(std::move(sink)) {}
 
   void forward(Tensor<float>& y, const Tensor<float>& x, const Tensor<int32_t>& topk_idx,

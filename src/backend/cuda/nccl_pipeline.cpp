@@ -48,7 +48,8 @@ struct NcclPipelineTransport::Impl {
   Handle next_handle = 0;
   int64_t messages = 0, bytes = 0;
 
-  Impl(const schedule::Schedule& s, const schedule::Stages& st, int r) : stages(&st), schedule(s), rank(r), posting(s, r) {}
+  Impl(const schedule::Schedule& s, const schedule::Stages& st, int r)
+      : stages(&st), schedule(s), rank(r), posting(s, r) {}
 
   Pair& pair(int src, int dst) {
     auto it = pair_of.find({src, dst});
