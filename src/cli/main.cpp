@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   moelab::ensure_passive_omp_wait(argv);
   eager_cuda_modules_for_gpu_training(argc, argv);
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);  // the pipeline executor's progress thread and F&B pair
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);  // the pipeline executor's progress thread
   moelab::CommandContext ctx;
   MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &ctx.world_size);
