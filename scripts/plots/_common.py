@@ -32,6 +32,15 @@ def label(name, group):
     return name if status == "complete" else f"{name} ({status})"
 
 
+def style_step_axes(axes, ylabel):
+    """Per-step curves: step on x, ylabel on y, a light grid and a legend."""
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+
 def save(fig, out_dir, filename, dpi=110):
     """Writes fig as out_dir/filename, closes it, returns the path."""
     path = os.path.join(out_dir, filename)

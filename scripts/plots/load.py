@@ -7,7 +7,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plots._common import ema, label, runs, save
+from plots._common import ema, label, runs, save, style_step_axes
 
 
 def _load_runs(f):
@@ -41,11 +41,7 @@ def plot(f, out_dir):
             ax_global.plot(run["eval"]["step"][()], g.mean(axis=1), marker="o", ms=3, label=label(name, run))
     ax_batch.set_title("MaxVio_batch, mean over MoE layers (EMA 0.9)")
     ax_global.set_title("MaxVio_global on the held-out set, mean over layers")
-    for ax in (ax_batch, ax_global):
-        ax.set_xlabel("step")
-        ax.set_ylabel("(max load − mean) / mean")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    style_step_axes((ax_batch, ax_global), "(max load − mean) / mean")
     fig.tight_layout()
     path = save(fig, out_dir, "maxvio.png")
     written.append(path)

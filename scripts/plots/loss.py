@@ -5,7 +5,7 @@ import os
 
 import matplotlib.pyplot as plt
 
-from plots._common import ema, label, runs, save
+from plots._common import ema, label, runs, save, style_step_axes
 
 
 def _train_runs(f):
@@ -31,11 +31,7 @@ def plot(f, out_dir):
             ax_eval.plot(e["step"][()], e["loss"][()], marker="o", ms=3, label=label(name, run))
     ax_train.set_title("training loss, main model (EMA 0.9)")
     ax_eval.set_title("held-out loss, main model")
-    for ax in (ax_train, ax_eval):
-        ax.set_xlabel("step")
-        ax.set_ylabel("cross-entropy (nats/token)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    style_step_axes((ax_train, ax_eval), "cross-entropy (nats/token)")
     fig.tight_layout()
     path = save(fig, out_dir, "loss.png")
     written.append(path)

@@ -47,16 +47,9 @@ std::vector<int64_t> parse_layer_range(const std::string& text) {
   std::stringstream in(text);
   std::string item;
   auto number = [&](const std::string& s) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    MOE_CHECK(used == s.size() && used > 0 && v >= 0)
-        << "--layers '" << text << "': expected layer indices like 3-5 or 3,7 (got '" << s << "')";
-    return static_cast<int64_t>(v);
+    const int64_t v = parse_index(s);
+    MOE_CHECK(v >= 0) << "--layers '" << text << "': expected layer indices like 3-5 or 3,7 (got '" << s << "')";
+    return v;
   };
   while (std::getline(in, item, ',')) {
     const size_t dash = item.find('-');

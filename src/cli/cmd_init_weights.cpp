@@ -57,15 +57,9 @@ void add_tensor(st::SafetensorsWriter& w, const WeightSpec& spec, const Tensor<f
 std::pair<int64_t, int64_t> parse_range(const std::string& text, int64_t num_layers) {
   const size_t dash = text.find('-');
   auto number = [&](const std::string& s) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    MOE_CHECK(used == s.size() && used > 0 && v >= 0) << "--layers '" << text << "': expected A-B or A";
-    return static_cast<int64_t>(v);
+    const int64_t v = parse_index(s);
+    MOE_CHECK(v >= 0) << "--layers '" << text << "': expected A-B or A";
+    return v;
   };
   const int64_t a = number(text.substr(0, dash));
   const int64_t b = dash == std::string::npos ? a : number(text.substr(dash + 1));

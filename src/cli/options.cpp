@@ -194,4 +194,15 @@ ConfigPairs CommandOptions::resolved() const {
   return pairs;
 }
 
+int64_t parse_index(const std::string& text) {
+  size_t used = 0;
+  long long v = -1;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return -1;
+  }
+  return used == text.size() && used > 0 && v >= 0 ? static_cast<int64_t>(v) : -1;
+}
+
 }  // namespace moelab

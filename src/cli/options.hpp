@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -69,5 +70,9 @@ std::string point_label(const ConfigPairs& point);
 
 // Renders any value Program_options holds for our option types.
 std::string option_value_text(const po::variable_value& value);
+
+// The whole of `text` as a non-negative integer (a layer index), or -1 when
+// it is not one; callers word the error for their option.
+int64_t parse_index(const std::string& text);
 
 }  // namespace moelab

@@ -187,6 +187,11 @@ class RankRunner {
       deferred_.push_back({payload, dest, t, std::move(buffer)});
       return;
     }
+    issue_send(dest, t, std::move(buffer));
+  }
+
+  // Hands a send to the transport; its buffer lives in sends_ until done.
+  void issue_send(int dest, int t, std::vector<float>&& buffer) {
     auto p = std::make_unique<InFlight>();
     p->buffer = std::move(buffer);
     p->ticket = transport_->send(p->buffer.data(), static_cast<int64_t>(p->buffer.size()), dest, t);
@@ -197,12 +202,7 @@ class RankRunner {
   void flush_deferred_sends() {
     std::stable_sort(deferred_.begin(), deferred_.end(),
                      [](const Deferred& a, const Deferred& b) { return a.payload < b.payload; });
-    for (Deferred& d : deferred_) {
-      auto p = std::make_unique<InFlight>();
-      p->buffer = std::move(d.buffer);
-      p->ticket = transport_->send(p->buffer.data(), static_cast<int64_t>(p->buffer.size()), d.dest, d.tag);
-      sends_.push_back(std::move(p));
-    }
+    for (Deferred& d : deferred_) issue_send(d.dest, d.tag, std::move(d.buffer));
     deferred_.clear();
   }
 
